@@ -1,0 +1,280 @@
+"""The HTTP app: routes, the parse -> check -> source -> fault -> write pipeline, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from . import protocol as p
+from . import rules
+from .config import Settings
+from .errors import ApiError, error_body
+from .journal import Exchange, key_label
+from .reply import Reply
+from .request import ApiRequest
+from .sources import make_source
+from .sse import dumps
+from .state import STATE, State
+from .tokens import TokenCounter
+from .writer import Disconnected, write_reply
+
+log = logging.getLogger("mockserver")
+
+Handler = Callable[[State, ApiRequest], Awaitable[Reply]]
+
+
+# --- parse ----------------------------------------------------------------------------
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; larger bodies are refused without being read whole."""
+    too_large = ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise too_large
+    data = bytearray()
+    async for chunk in request.content.iter_any():
+        data += chunk
+        if len(data) > limit:
+            raise too_large
+    return bytes(data)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise ApiError.invalid("Request body is empty: send a JSON object")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise ApiError.invalid("Request body is not valid UTF-8 JSON") from None
+    except ValueError as exc:
+        raise ApiError.invalid(f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError.invalid("Request body is nested too deeply") from None
+
+
+# --- route handlers --------------------------------------------------------------------
+
+
+async def messages(state: State, req: ApiRequest) -> Reply:
+    checked = rules.check(req, state.profile, state.counter, api_keys=state.settings.api_keys)
+    assert state.source is not None
+    return await state.source.reply(req, checked)
+
+
+async def count_tokens(state: State, req: ApiRequest) -> Reply:
+    n = rules.check_count_tokens(req, state.profile, state.counter, api_keys=state.settings.api_keys)
+    return Reply(status=200, body=dumps({"input_tokens": n}).encode(), source="synth")
+
+
+def _model_json(state: State, model_id: str) -> dict[str, Any]:
+    info = state.profile.model(model_id)
+    assert info is not None
+    return {
+        "type": "model",
+        "id": info.id,
+        "display_name": info.display_name,
+        "created_at": info.created_at,
+        "max_input_tokens": state.profile.context_window,
+        "max_tokens": state.profile.max_output_tokens,
+    }
+
+
+def _query_int(query: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError.invalid(f"{name}: Input should be a valid integer") from None
+    if not lo <= value <= hi:
+        raise ApiError.invalid(f"{name}: Input should be between {lo} and {hi}")
+    return value
+
+
+async def list_models(state: State, req: ApiRequest) -> Reply:
+    rules.check_auth(req, state.settings.api_keys)
+    rules.check_version(req, state.profile)
+    query = dict(req.extras.get("query_params", {}))
+    limit = _query_int(query, "limit", 20, 1, 1000)
+    ids = [m.id for m in state.profile.models]
+    start, end = 0, len(ids)
+    if "after_id" in query:
+        start = ids.index(query["after_id"]) + 1 if query["after_id"] in ids else len(ids)
+    if "before_id" in query:
+        end = ids.index(query["before_id"]) if query["before_id"] in ids else 0
+        start = max(start, end - limit)
+    page = ids[start:end][:limit]
+    body = {
+        "data": [_model_json(state, m) for m in page],
+        "first_id": page[0] if page else None,
+        "last_id": page[-1] if page else None,
+        "has_more": start + len(page) < end,
+    }
+    return Reply(status=200, body=dumps(body).encode(), source="synth")
+
+
+async def get_model(state: State, req: ApiRequest) -> Reply:
+    rules.check_auth(req, state.settings.api_keys)
+    rules.check_version(req, state.profile)
+    model_id = req.path[len(p.PATH_MODELS) + 1 :]
+    if state.profile.model(model_id) is None:
+        raise ApiError(404, p.NOT_FOUND, f"model: {model_id}")
+    return Reply(status=200, body=dumps(_model_json(state, model_id)).encode(), source="synth")
+
+
+def route(method: str, path: str) -> Handler | None:
+    if method == "POST":
+        if path == p.PATH_MESSAGES:
+            return messages
+        if path == p.PATH_COUNT_TOKENS:
+            return count_tokens
+    elif method == "GET":
+        if path == p.PATH_MODELS:
+            return list_models
+        if path.startswith(p.PATH_MODELS + "/") and "/" not in path[len(p.PATH_MODELS) + 1 :]:
+            return get_model
+    return None
+
+
+# --- error replies ---------------------------------------------------------------------
+
+
+def error_reply(state: State, exc: ApiError, request_id: str) -> Reply:
+    dialect = state.profile.dialect
+    message = exc.deepseek_message if dialect == "deepseek" and exc.deepseek_message else exc.message
+    body = error_body(dialect, exc.error_type, message, request_id)
+    return Reply(status=exc.status, headers=exc.headers, body=dumps(body).encode(), source="error")
+
+
+def ratelimit_headers(state: State) -> dict[str, str]:
+    limits = state.profile.ratelimit
+    reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    out: dict[str, str] = {}
+    for key, bucket in (
+        ("requests_limit", "requests"),
+        ("input_tokens_limit", "input-tokens"),
+        ("output_tokens_limit", "output-tokens"),
+    ):
+        if key in limits:
+            out[f"{p.RATELIMIT_PREFIX}{bucket}-limit"] = str(limits[key])
+            out[f"{p.RATELIMIT_PREFIX}{bucket}-remaining"] = str(limits[key])
+            out[f"{p.RATELIMIT_PREFIX}{bucket}-reset"] = reset
+    return out
+
+
+# --- the pipeline ----------------------------------------------------------------------
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    t0 = time.monotonic()
+    request_id = state.new_request_id()
+    path = request.path
+    handler = route(request.method, path)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    body: Any = None
+    ex: Exchange | None = None
+    try:
+        raw = await read_body(request, state.profile.max_request_bytes)
+        if handler is not None and request.method == "POST":
+            body = parse_json(raw)
+        req = ApiRequest(
+            method=request.method,
+            path=path,
+            query=request.query_string,
+            headers=headers,
+            body=body,
+            raw_size=len(raw),
+            request_id=request_id,
+            received_at=time.time(),
+            extras={"query_params": dict(request.query)},
+        )
+        ex = state.journal.open(
+            time=req.received_at,
+            method=req.method,
+            path=path,
+            query=req.query,
+            headers=headers,
+            body=body,
+            request_id=request_id,
+        )
+        ex.model, ex.stream, ex.api_key = req.model, req.stream, key_label(req.api_key)
+        if handler is None:
+            raise ApiError.not_found()
+        reply = await handler(state, req)
+    except ApiError as exc:
+        reply = error_reply(state, exc, request_id)
+        if ex is None:
+            ex = state.journal.open(
+                time=time.time(),
+                method=request.method,
+                path=path,
+                query=request.query_string,
+                headers=headers,
+                body=body,
+                request_id=request_id,
+            )
+    out_headers = {p.H_REQUEST_ID: request_id, p.H_SOURCE: reply.source}
+    if path == p.PATH_MESSAGES:
+        out_headers.update(ratelimit_headers(state))
+    out_headers.update(reply.headers)
+    reply = reply.with_(headers=out_headers)
+    _finish_exchange(ex, reply, t0)
+    try:
+        return await write_reply(request, reply, state.settings.speed)
+    except Disconnected:
+        ex.fault = ex.fault or "disconnect"
+        raise web.HTTPException() from None  # connection already aborted; nothing is sent
+
+
+def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
+    ex.status = reply.status
+    ex.source = reply.source
+    ex.fault = reply.fault
+    ex.duration_ms = round((time.monotonic() - t0) * 1000, 3)
+    if reply.message is not None:
+        ex.usage = dict(reply.message.get("usage") or {})
+        ex.response = dict(reply.message)
+    elif reply.body is not None:
+        try:
+            ex.response = json.loads(reply.body)
+        except ValueError:
+            ex.response = reply.body.decode("utf-8", "replace")
+
+
+@web.middleware
+async def guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Last line of defence: an unexpected exception is a 500 ``api_error``, never a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        state = request.app[STATE]
+        rid = state.new_request_id()
+        body = error_body(state.profile.dialect, p.API_ERROR, "Internal server error", rid)
+        return web.Response(
+            status=500,
+            body=dumps(body).encode(),
+            headers={p.H_REQUEST_ID: rid, p.H_CONTENT_TYPE: p.CT_JSON},
+        )
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    state = State(settings=settings, counter=TokenCounter(settings.profile.overheads))
+    state.source = make_source(state)
+    app = web.Application(middlewares=[guard], client_max_size=settings.profile.max_request_bytes)
+    app[STATE] = state
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

@@ -1,0 +1,75 @@
+"""Frozen ``Settings``, validated eagerly (a bad value is a ``ConfigError`` at startup)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .profile import Profile, load_profile
+
+MODES = ("auto", "replay", "synth", "record", "record-new")
+DEFAULT_UPSTREAM = "https://llm.bytespike.ai"
+#: environment variable holding the key used for recording when the client sends none
+UPSTREAM_KEY_ENV = "MOCKSERVER_UPSTREAM_API_KEY"
+_SPEED = re.compile(r"^(\d+(?:\.\d+)?)x$")
+
+
+def default_cassettes_dir() -> Path:
+    """The example cassettes shipped inside the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("mockserver.cassettes")))
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mode: str = "auto"
+    cassettes: Path | None = None  # None = the shipped examples
+    upstream: str = DEFAULT_UPSTREAM
+    profile: Profile = field(default_factory=load_profile)
+    timing: str = "instant"  # instant | recorded | SPEEDx
+    api_keys: tuple[str, ...] = ()  # empty = any non-empty key is accepted
+    seed: int = 0
+    strict_sequence: bool = False
+    admin_token: str | None = None
+    validate: bool = True  # run contract checks on recorded exchanges
+    ignore_paths: tuple[str, ...] = ()  # JSON paths left out of matching
+    fault_config: Path | None = None
+    workers: int = 1
+    log_requests: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be 0..65535, got {self.port}")
+        if self.timing not in ("instant", "recorded") and not _SPEED.match(self.timing):
+            raise ConfigError(
+                f"--timing must be instant, recorded or a speed factor like 4x, got {self.timing!r}"
+            )
+        if self.speed <= 0:
+            raise ConfigError("--timing speed factor must be > 0")
+        if self.workers < 1:
+            raise ConfigError("--workers must be >= 1")
+        if self.mode in ("record", "record-new") and not self.upstream.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError(f"--upstream must be an http(s) URL, got {self.upstream!r}")
+
+    @property
+    def speed(self) -> float:
+        """Factor by which recorded delays are divided (0 = no delays at all)."""
+        if self.timing == "instant":
+            return float("inf")
+        if self.timing == "recorded":
+            return 1.0
+        m = _SPEED.match(self.timing)
+        return float(m.group(1)) if m else 1.0
+
+    @property
+    def cassette_dir(self) -> Path:
+        return self.cassettes if self.cassettes is not None else default_cassettes_dir()

@@ -1,0 +1,44 @@
+"""``Reply``: what a source produced and the writer puts on the wire.
+
+A reply is either a JSON body (``body``) or a stream (``events``).  Faults are pure
+transforms that return a new ``Reply`` with some of the delivery fields set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .sse import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    events: tuple[Event, ...] | None = None
+    #: milliseconds since the start of the reply at which each event was recorded
+    at_ms: tuple[float, ...] | None = None
+    #: bytes after the last event (recorded trailing blank lines)
+    tail: bytes = b""
+    #: where it came from: synth | replay | record | error | unmatched
+    source: str = "synth"
+    #: the folded message (for usage, cost and the journal), when there is one
+    message: Mapping[str, Any] | None = None
+    # --- delivery (set by faults) --------------------------------------------------------
+    preamble: bytes = b""
+    disconnect_at: int | None = None  # before event K; -1 = before the headers
+    stall_ms: Mapping[int, float] = field(default_factory=dict)  # before event K
+    stall_all_ms: float = 0.0
+    rechunk_seed: int | None = None
+    fault: str | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_stream(self) -> bool:
+        return self.events is not None
+
+    def with_(self, **changes: Any) -> Reply:
+        return replace(self, **changes)

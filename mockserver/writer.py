@@ -1,0 +1,100 @@
+"""The write step: put a ``Reply`` on the wire, honouring timing and delivery faults.
+
+Streams are written event by event as they are produced (never buffered whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+from aiohttp import web
+
+from . import protocol as p
+from .reply import Reply
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class Disconnected(Exception):
+    """The reply asked for the connection to be dropped; nothing more may be written."""
+
+
+def _pieces(data: bytes, rng: random.Random) -> list[bytes]:
+    """Cut ``data`` at 0-3 random points (possibly inside a UTF-8 character)."""
+    if len(data) < 2:
+        return [data]
+    cuts = sorted({rng.randrange(1, len(data)) for _ in range(rng.randint(0, 3))})
+    out, last = [], 0
+    for c in cuts:
+        out.append(data[last:c])
+        last = c
+    out.append(data[last:])
+    return out
+
+
+async def write_reply(request: web.Request, reply: Reply, speed: float) -> web.StreamResponse:
+    """Write ``reply``; ``speed`` divides recorded delays (``inf`` = no delays)."""
+    if reply.disconnect_at == -1:
+        _abort(request)
+        raise Disconnected("disconnect before headers")
+    headers = dict(reply.headers)
+    if not reply.is_stream:
+        headers.setdefault(p.H_CONTENT_TYPE, p.CT_JSON)
+        if not reply.preamble and reply.rechunk_seed is None and not reply.stall_all_ms:
+            return web.Response(status=reply.status, body=reply.body or b"", headers=headers)
+        resp = web.StreamResponse(status=reply.status, headers=headers)
+        await resp.prepare(request)
+        if reply.preamble:
+            await resp.write(reply.preamble)
+        await _write_bytes(resp, reply.body or b"", reply.rechunk_seed)
+        await resp.write_eof()
+        return resp
+
+    headers.setdefault(p.H_CONTENT_TYPE, p.CT_SSE)
+    headers.setdefault("cache-control", "no-cache")
+    resp = web.StreamResponse(status=reply.status, headers=headers)
+    await resp.prepare(request)
+    if reply.preamble:
+        await resp.write(reply.preamble)
+    rng = random.Random(reply.rechunk_seed) if reply.rechunk_seed is not None else None
+    at = reply.at_ms
+    start = time.monotonic()
+    for idx, event in enumerate(reply.events or ()):
+        if reply.disconnect_at == idx:
+            _abort(request)
+            raise Disconnected(f"disconnect before event {idx}")
+        pause = reply.stall_ms.get(idx, 0.0) + reply.stall_all_ms
+        if pause:
+            await asyncio.sleep(pause / 1000)
+        if at is not None and speed != float("inf") and idx < len(at):
+            due = start + at[idx] / 1000 / speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        data = event.wire()
+        if rng is None:
+            await resp.write(data)
+        else:
+            for piece in _pieces(data, rng):
+                await resp.write(piece)
+    if reply.disconnect_at is not None and reply.disconnect_at >= len(reply.events or ()):
+        _abort(request)
+        raise Disconnected("disconnect after the last event")
+    if reply.tail:
+        await resp.write(reply.tail)
+    await resp.write_eof()
+    return resp
+
+
+async def _write_bytes(resp: web.StreamResponse, data: bytes, seed: int | None) -> None:
+    if seed is None:
+        await resp.write(data)
+        return
+    for piece in _pieces(data, random.Random(seed)):
+        await resp.write(piece)

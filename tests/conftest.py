@@ -1,0 +1,37 @@
+"""Shared fixtures: the real-traffic corpus in ../shared/traffic (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "nightly", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAFFIC = Path(os.environ.get("MOCKSERVER_TRAFFIC", ROOT.parent / "shared" / "traffic"))
+
+
+@pytest.fixture(scope="session")
+def traffic_dir() -> Path:
+    if not (TRAFFIC / "manifest.json").is_file():
+        pytest.skip(f"real traffic corpus not found at {TRAFFIC} (needs ../shared/traffic)")
+    return TRAFFIC
+
+
+@pytest.fixture(scope="session")
+def traffic_manifest(traffic_dir: Path) -> list[dict[str, Any]]:
+    data = json.loads((traffic_dir / "manifest.json").read_text())
+    samples: list[dict[str, Any]] = data["samples"]
+    return samples
