@@ -10,10 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
+from . import admin, rules
 from . import protocol as p
-from . import rules
 from .config import Settings
 from .errors import ApiError, error_body
+from .faults import FaultPlan, FaultSpecError
 from .journal import Exchange, key_label
 from .reply import Reply
 from .request import ApiRequest
@@ -21,6 +22,7 @@ from .sources import make_source
 from .sse import dumps
 from .state import STATE, State
 from .tokens import TokenCounter
+from .usage import format_usd
 from .writer import Disconnected, write_reply
 
 log = logging.getLogger("mockserver")
@@ -68,7 +70,9 @@ async def messages(state: State, req: ApiRequest) -> Reply:
 
 
 async def count_tokens(state: State, req: ApiRequest) -> Reply:
-    n = rules.check_count_tokens(req, state.profile, state.counter, api_keys=state.settings.api_keys)
+    n = rules.check_count_tokens(
+        req, state.profile, state.counter, api_keys=state.settings.api_keys
+    )
     return Reply(status=200, body=dumps({"input_tokens": n}).encode(), source="synth")
 
 
@@ -148,7 +152,9 @@ def route(method: str, path: str) -> Handler | None:
 
 def error_reply(state: State, exc: ApiError, request_id: str) -> Reply:
     dialect = state.profile.dialect
-    message = exc.deepseek_message if dialect == "deepseek" and exc.deepseek_message else exc.message
+    message = (
+        exc.deepseek_message if dialect == "deepseek" and exc.deepseek_message else exc.message
+    )
     body = error_body(dialect, exc.error_type, message, request_id)
     return Reply(status=exc.status, headers=exc.headers, body=dumps(body).encode(), source="error")
 
@@ -174,6 +180,7 @@ def ratelimit_headers(state: State) -> dict[str, str]:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    state.served += 1
     t0 = time.monotonic()
     request_id = state.new_request_id()
     path = request.path
@@ -208,7 +215,15 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         ex.model, ex.stream, ex.api_key = req.model, req.stream, key_label(req.api_key)
         if handler is None:
             raise ApiError.not_found()
-        reply = await handler(state, req)
+        plan = fault_plan(state, req)
+        # a fault that replaces the reply skips the source (no upstream call, no replay turn used)
+        source_reply = None if plan.error is not None else await handler(state, req)
+        reply = plan.reply(
+            source_reply,
+            dialect=state.profile.dialect,
+            request_id=request_id,
+            ratelimit=state.profile.ratelimit,
+        )
     except ApiError as exc:
         reply = error_reply(state, exc, request_id)
         if ex is None:
@@ -224,14 +239,34 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     out_headers = {p.H_REQUEST_ID: request_id, p.H_SOURCE: reply.source}
     if path == p.PATH_MESSAGES:
         out_headers.update(ratelimit_headers(state))
+        out_headers[p.H_COST] = _charge(state, ex, reply)
     out_headers.update(reply.headers)
     reply = reply.with_(headers=out_headers)
     _finish_exchange(ex, reply, t0)
     try:
         return await write_reply(request, reply, state.settings.speed)
-    except Disconnected:
-        ex.fault = ex.fault or "disconnect"
-        raise web.HTTPException() from None  # connection already aborted; nothing is sent
+    except (Disconnected, ConnectionError):
+        # the reply asked for a drop, or the client went away (e.g. its timeout during a
+        # stall): the connection is closed, so aiohttp's attempt to finish this placeholder
+        # fails quietly as a premature disconnection (no error log, server stays healthy)
+        return web.Response(status=reply.status)
+
+
+def fault_plan(state: State, req: ApiRequest) -> FaultPlan:
+    """The faults for ``req`` (header, then matching rules); a bad spec is a 400."""
+    try:
+        return state.faults.plan(req)
+    except FaultSpecError as exc:
+        raise ApiError.invalid(str(exc)) from None
+
+
+def _charge(state: State, ex: Exchange, reply: Reply) -> str:
+    """Cost of a ``/v1/messages`` reply (``"0"`` for errors), counted in the usage totals."""
+    usage = reply.message.get("usage") if reply.message is not None else None
+    if reply.status != 200 or not isinstance(usage, dict) or reply.disconnect_at == -1:
+        return "0"
+    ex.cost_usd = format_usd(state.usage.record(usage, ex.model, ex.api_key))
+    return ex.cost_usd
 
 
 def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
@@ -258,6 +293,8 @@ async def guard(
         return await handler(request)
     except web.HTTPException:
         raise
+    except ConnectionError:  # the client went away mid-request: nothing to answer, nothing to log
+        return web.Response(status=500)
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
         state = request.app[STATE]
@@ -276,5 +313,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     state.source = make_source(state)
     app = web.Application(middlewares=[guard], client_max_size=settings.profile.max_request_bytes)
     app[STATE] = state
+    admin.add_routes(app)  # /_mockserver/..., before the catch-all
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

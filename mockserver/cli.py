@@ -17,7 +17,7 @@ A record/replay mock of the Anthropic Messages API as served by deepseek-v3-anth
 Point any Anthropic client at it: ANTHROPIC_BASE_URL=http://127.0.0.1:PORT."""
 
 #: subcommands implemented in their own modules: name -> module with add_parser(sub)
-_SUBCOMMANDS = ("check", "conformance", "cassette_cli")
+_SUBCOMMANDS = ("check", "suite", "cassette_cli")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

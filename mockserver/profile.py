@@ -79,6 +79,8 @@ class Profile:
     cache: CachePolicy
     overheads: Overheads
     ratelimit: dict[str, int] = field(default_factory=dict)
+    #: upper bound of ``temperature`` (Anthropic 1.0, DeepSeek 2.0)
+    temperature_max: float = 2.0
     source: str = ""
 
     @property
@@ -160,6 +162,7 @@ def parse_profile(data: Any, where: str = "<data>") -> Profile:
             cache=cache_policy,
             overheads=Overheads(**{k: int(v) for k, v in over.items()}),
             ratelimit={str(k): int(v) for k, v in (data.get("ratelimit") or {}).items()},
+            temperature_max=float(data.get("temperature_max", 2.0)),
             source=where,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -168,6 +171,8 @@ def parse_profile(data: Any, where: str = "<data>") -> Profile:
         raise ConfigError(f"profile {where}: cache.policy must be automatic-prefix|breakpoints|none")
     if profile.context_window <= 0 or profile.max_output_tokens <= 0:
         raise ConfigError(f"profile {where}: context_window and max_output_tokens must be > 0")
+    if not profile.temperature_max > 0:
+        raise ConfigError(f"profile {where}: temperature_max must be > 0")
     return profile
 
 

@@ -35,7 +35,7 @@ def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     async def main() -> None:
-        runner, url, state = await start(settings)
+        runner, url, _ = await start(settings)
         print(
             f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on {url}\n"
             f"  export ANTHROPIC_BASE_URL={url}",

@@ -26,7 +26,8 @@ def message_reply(message: dict[str, Any], stream: bool, source: str, ping: bool
     """A 200 reply carrying ``message`` as JSON or as the stream that folds into it."""
     if stream:
         events = tuple(
-            sse.Event(name, sse.dumps(data)) for name, data in unfold(message, UnfoldPlan(ping=ping))
+            sse.Event(name, sse.dumps(data))
+            for name, data in unfold(message, UnfoldPlan(ping=ping))
         )
         return Reply(status=200, events=events, source=source, message=message)
     return Reply(status=200, body=sse.dumps(message).encode(), source=source, message=message)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .config import Settings
+from .fault_rules import FaultBook
 from .journal import Journal
 from .profile import Profile
 from .tokens import TokenCounter
+from .usage import UsageMeter
 
 if TYPE_CHECKING:
     from .rules import CheckedRequest
@@ -29,6 +32,31 @@ class State:
     source: Source | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _prefix: str = field(default_factory=lambda: os.urandom(6).hex())
+    #: fault rules and ``times`` counters (admin API, config file, pytest marker)
+    faults: FaultBook = field(default_factory=FaultBook)
+    usage: UsageMeter = field(init=False)
+    #: requests answered since start (admin ``health``)
+    served: int = 0
+    #: extra work for ``POST /_mockserver/reload`` (e.g. re-reading cassettes): name -> count
+    reload_hooks: dict[str, Callable[[], int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.usage = UsageMeter(self.settings.profile.prices)
+        if self.settings.fault_config is not None:
+            self.faults.load_config(self.settings.fault_config)  # ConfigError when bad
+
+    def reset_cache(self) -> int:
+        """Forget the prompt-cache simulation's state; returns the entries dropped."""
+        return 0
+
+    def reload(self) -> Mapping[str, int]:
+        """Re-read the fault config file and whatever the reload hooks cover; counts by name."""
+        counts: dict[str, int] = {}
+        if self.settings.fault_config is not None:
+            counts["fault_rules"] = self.faults.load_config(self.settings.fault_config)
+        for name, hook in self.reload_hooks.items():
+            counts[name] = hook()
+        return counts
 
     @property
     def profile(self) -> Profile:

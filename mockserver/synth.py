@@ -31,15 +31,14 @@ from . import protocol as p
 
 Json = dict[str, Any]
 
-_WORDS = (
-    "the mock answers deterministically so tests can rely on every byte of this reply while "
-    "your application exercises its parsing streaming tool loops and error handling against a "
-    "local endpoint that speaks the messages protocol with realistic usage numbers and ids"
-).split()
+_WORDS = ["the", "mock", "answers", "deterministically", "so", "tests", "can", "rely", "on", "every", "byte", "of", "this", "reply", "while", "your", "application", "exercises", "its", "parsing", "streaming", "tool", "loops", "and", "error", "handling", "against", "a", "local", "endpoint", "that", "speaks", "the", "messages", "protocol", "with", "realistic", "usage", "numbers", "and", "ids"]
 _B62 = string.digits + string.ascii_letters
 
 
 def request_digest(body: Json, seed: int) -> bytes:
+    """Stable digest of a request; the ``stream`` flag is left out so that a streamed and a
+    non-streamed request get the same message."""
+    body = {k: v for k, v in body.items() if k != "stream"}
     canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{seed}\x00{canon}".encode()).digest()
 
@@ -84,7 +83,9 @@ def _tools_to_call(body: Json, tools: list[Json], text: str, only_results: bool)
     if only_results and ctype == "auto":
         return []
     mentioned = [
-        t for t in tools if re.search(rf"(?<![\w-]){re.escape(str(t.get('name', '')))}(?![\w-])", text)
+        t
+        for t in tools
+        if re.search(rf"(?<![\w-]){re.escape(str(t.get('name', '')))}(?![\w-])", text)
     ]
     if not mentioned and ctype == "any":
         mentioned = tools[:1]
@@ -296,7 +297,9 @@ def compose_message(
             }
         )
     if count_output(content) > max_tokens:
-        content, stop_reason, stop_sequence = _truncate(content, max_tokens, count_text, count_output)
+        content, stop_reason, stop_sequence = _truncate(
+            content, max_tokens, count_text, count_output
+        )
     return {
         "id": msg_id,
         "type": "message",
@@ -305,6 +308,7 @@ def compose_message(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
+        "stop_details": None,
         "usage": {"output_tokens": max(count_output(content), 1)},
     }
 

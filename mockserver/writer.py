@@ -16,9 +16,25 @@ from .reply import Reply
 
 
 def _abort(request: web.Request) -> None:
+    """Drop the connection: what was written is flushed, then the peer sees EOF mid-reply.
+
+    ``close`` (FIN after the buffered bytes) rather than ``abort`` (RST), so the client
+    reliably receives every event written before the drop; the reply is still cut short.
+    """
     transport = request.transport
     if transport is not None:
-        transport.abort()
+        transport.close()
+
+
+async def _pause(request: web.Request, seconds: float) -> None:
+    """Sleep ``seconds``, giving up as soon as the client has gone away."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("client went away during a stall")
+        await asyncio.sleep(min(left, 0.05))
 
 
 class Disconnected(Exception):
@@ -26,10 +42,11 @@ class Disconnected(Exception):
 
 
 def _pieces(data: bytes, rng: random.Random) -> list[bytes]:
-    """Cut ``data`` at 0-3 random points (possibly inside a UTF-8 character)."""
+    """Cut ``data`` at 1-8 random points (possibly inside a line or a UTF-8 character)."""
     if len(data) < 2:
         return [data]
-    cuts = sorted({rng.randrange(1, len(data)) for _ in range(rng.randint(0, 3))})
+    n = rng.randint(1, min(8, len(data) - 1))
+    cuts = sorted({rng.randrange(1, len(data)) for _ in range(n)})
     out, last = [], 0
     for c in cuts:
         out.append(data[last:c])
@@ -45,14 +62,27 @@ async def write_reply(request: web.Request, reply: Reply, speed: float) -> web.S
         raise Disconnected("disconnect before headers")
     headers = dict(reply.headers)
     if not reply.is_stream:
+        # a JSON reply is one "event", its body, at index 0
         headers.setdefault(p.H_CONTENT_TYPE, p.CT_JSON)
-        if not reply.preamble and reply.rechunk_seed is None and not reply.stall_all_ms:
+        pause = reply.stall_all_ms + reply.stall_ms.get(0, 0.0)
+        plain = not reply.preamble and reply.rechunk_seed is None and reply.disconnect_at is None
+        if plain:
+            if pause:
+                await _pause(request, pause / 1000)
             return web.Response(status=reply.status, body=reply.body or b"", headers=headers)
         resp = web.StreamResponse(status=reply.status, headers=headers)
         await resp.prepare(request)
         if reply.preamble:
             await resp.write(reply.preamble)
+        if pause:
+            await _pause(request, pause / 1000)
+        if reply.disconnect_at == 0:
+            _abort(request)
+            raise Disconnected("disconnect before the body")
         await _write_bytes(resp, reply.body or b"", reply.rechunk_seed)
+        if reply.disconnect_at is not None:
+            _abort(request)
+            raise Disconnected("disconnect after the body")
         await resp.write_eof()
         return resp
 
@@ -71,7 +101,7 @@ async def write_reply(request: web.Request, reply: Reply, speed: float) -> web.S
             raise Disconnected(f"disconnect before event {idx}")
         pause = reply.stall_ms.get(idx, 0.0) + reply.stall_all_ms
         if pause:
-            await asyncio.sleep(pause / 1000)
+            await _pause(request, pause / 1000)
         if at is not None and speed != float("inf") and idx < len(at):
             due = start + at[idx] / 1000 / speed
             delay = due - time.monotonic()
