@@ -64,8 +64,12 @@ def parse_json(raw: bytes) -> Any:
 
 
 async def messages(state: State, req: ApiRequest) -> Reply:
-    checked = rules.check(req, state.profile, state.counter, api_keys=state.settings.api_keys)
     assert state.source is not None
+    unchecked = getattr(state.source, "reply_unchecked", None)
+    if unchecked is not None:  # record modes: the upstream, not our rules, judges the request
+        reply: Reply = await unchecked(req)
+        return reply
+    checked = rules.check(req, state.profile, state.counter, api_keys=state.settings.api_keys)
     return await state.source.reply(req, checked)
 
 
@@ -201,7 +205,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raw_size=len(raw),
             request_id=request_id,
             received_at=time.time(),
-            extras={"query_params": dict(request.query)},
+            extras={"query_params": dict(request.query), "raw_body": raw},
         )
         ex = state.journal.open(
             time=req.received_at,
@@ -245,11 +249,22 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     _finish_exchange(ex, reply, t0)
     try:
         return await write_reply(request, reply, state.settings.speed)
-    except (Disconnected, ConnectionError):
+    except (Disconnected, ConnectionError) as exc:
         # the reply asked for a drop, or the client went away (e.g. its timeout during a
         # stall): the connection is closed, so aiohttp's attempt to finish this placeholder
         # fails quietly as a premature disconnection (no error log, server stays healthy)
+        if isinstance(exc, Disconnected):
+            ex.fault = ex.fault or "disconnect"
+        elif not _client_gone(request):  # not the client's socket (e.g. an upstream reset)
+            log.warning("connection error while writing %s %s: %s", request.method, path, exc)
+            if request.transport is not None:
+                request.transport.close()  # the reply is half-written: cut it off
         return web.Response(status=reply.status)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def fault_plan(state: State, req: ApiRequest) -> FaultPlan:
@@ -282,6 +297,9 @@ def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
             ex.response = json.loads(reply.body)
         except ValueError:
             ex.response = reply.body.decode("utf-8", "replace")
+    bind = reply.extras.get("on_exchange")  # sources that fill in journal fields (late)
+    if bind is not None:
+        bind(ex)
 
 
 @web.middleware
@@ -293,18 +311,24 @@ async def guard(
         return await handler(request)
     except web.HTTPException:
         raise
-    except ConnectionError:  # the client went away mid-request: nothing to answer, nothing to log
-        return web.Response(status=500)
-    except Exception:
-        log.exception("internal error on %s %s", request.method, request.path)
-        state = request.app[STATE]
-        rid = state.new_request_id()
-        body = error_body(state.profile.dialect, p.API_ERROR, "Internal server error", rid)
-        return web.Response(
-            status=500,
-            body=dumps(body).encode(),
-            headers={p.H_REQUEST_ID: rid, p.H_CONTENT_TYPE: p.CT_JSON},
-        )
+    except ConnectionError as exc:
+        if not _client_gone(request):
+            return _internal_error(request, exc)
+        return web.Response(status=500)  # the client went away: nothing to answer or log
+    except Exception as exc:
+        return _internal_error(request, exc)
+
+
+def _internal_error(request: web.Request, exc: Exception) -> web.StreamResponse:
+    log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+    state = request.app[STATE]
+    rid = state.new_request_id()
+    body = error_body(state.profile.dialect, p.API_ERROR, "Internal server error", rid)
+    return web.Response(
+        status=500,
+        body=dumps(body).encode(),
+        headers={p.H_REQUEST_ID: rid, p.H_CONTENT_TYPE: p.CT_JSON},
+    )
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -313,6 +337,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     state.source = make_source(state)
     app = web.Application(middlewares=[guard], client_max_size=settings.profile.max_request_bytes)
     app[STATE] = state
+    for hook in ("startup", "cleanup"):  # sources with a lifecycle (cassette loading, sessions)
+        fn = getattr(state.source, hook, None)
+        if fn is not None:
+            getattr(app, f"on_{hook}").append(lambda _app, fn=fn: fn())
     admin.add_routes(app)  # /_mockserver/..., before the catch-all
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

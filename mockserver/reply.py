@@ -6,7 +6,7 @@ transforms that return a new ``Reply`` with some of the delivery fields set.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,6 +27,10 @@ class Reply:
     source: str = "synth"
     #: the folded message (for usage, cost and the journal), when there is one
     message: Mapping[str, Any] | None = None
+    #: record mode: a stream still arriving from the upstream, written chunk by chunk as it
+    #: comes (the source tees it into the cassette); raising ``writer.Disconnected`` from it
+    #: drops the client's connection at that point
+    live: AsyncIterator[bytes] | None = None
     # --- delivery (set by faults) --------------------------------------------------------
     preamble: bytes = b""
     disconnect_at: int | None = None  # before event K; -1 = before the headers
@@ -38,7 +42,7 @@ class Reply:
 
     @property
     def is_stream(self) -> bool:
-        return self.events is not None
+        return self.events is not None or self.live is not None
 
     def with_(self, **changes: Any) -> Reply:
         return replace(self, **changes)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .cache import CacheLookup, PromptCache
 from .config import Settings
 from .fault_rules import FaultBook
 from .journal import Journal
@@ -35,6 +36,8 @@ class State:
     #: fault rules and ``times`` counters (admin API, config file, pytest marker)
     faults: FaultBook = field(default_factory=FaultBook)
     usage: UsageMeter = field(init=False)
+    #: prompt-cache simulation (profile ``cache`` policy)
+    prompt_cache: PromptCache = field(init=False)
     #: requests answered since start (admin ``health``)
     served: int = 0
     #: extra work for ``POST /_mockserver/reload`` (e.g. re-reading cassettes): name -> count
@@ -42,12 +45,13 @@ class State:
 
     def __post_init__(self) -> None:
         self.usage = UsageMeter(self.settings.profile.prices)
+        self.prompt_cache = PromptCache(self.settings.profile.cache, self.counter)
         if self.settings.fault_config is not None:
             self.faults.load_config(self.settings.fault_config)  # ConfigError when bad
 
     def reset_cache(self) -> int:
         """Forget the prompt-cache simulation's state; returns the entries dropped."""
-        return 0
+        return self.prompt_cache.reset()
 
     def reload(self) -> Mapping[str, int]:
         """Re-read the fault config file and whatever the reload hooks cover; counts by name."""
@@ -65,13 +69,14 @@ class State:
     def new_request_id(self) -> str:
         return f"{self.profile.request_id_prefix}mock{self._prefix}{next(self._ids):08d}"
 
+    def cache_lookup(self, checked: CheckedRequest) -> CacheLookup:
+        """The prompt cache's split of a request's input tokens; ``.commit()`` it once the
+        reply exists (a 400 ``ApiError`` for bad ``cache_control`` under ``breakpoints``)."""
+        return self.prompt_cache.lookup(checked.body, checked.model)
+
     def input_usage(self, checked: CheckedRequest) -> dict[str, Any]:
-        """Input side of ``usage`` for a synthesized reply (cache simulation hooks in here)."""
-        return {
-            "input_tokens": checked.input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        }
+        """Input side of ``usage`` for a synthesized reply (a lookup, nothing is stored)."""
+        return self.cache_lookup(checked).usage()
 
 
 STATE: web.AppKey[State] = web.AppKey("mockserver_state", State)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -92,6 +93,10 @@ async def write_reply(request: web.Request, reply: Reply, speed: float) -> web.S
     await resp.prepare(request)
     if reply.preamble:
         await resp.write(reply.preamble)
+    if reply.live is not None:
+        await _write_live(request, resp, reply.live)
+        await resp.write_eof()
+        return resp
     rng = random.Random(reply.rechunk_seed) if reply.rechunk_seed is not None else None
     at = reply.at_ms
     start = time.monotonic()
@@ -128,3 +133,19 @@ async def _write_bytes(resp: web.StreamResponse, data: bytes, seed: int | None) 
         return
     for piece in _pieces(data, random.Random(seed)):
         await resp.write(piece)
+
+
+async def _write_live(
+    request: web.Request, resp: web.StreamResponse, live: AsyncIterator[bytes]
+) -> None:
+    """Write a stream that is still arriving, each chunk as soon as it comes."""
+    try:
+        async for chunk in live:
+            await resp.write(chunk)
+    except Disconnected:
+        _abort(request)
+        raise
+    finally:
+        aclose = getattr(live, "aclose", None)
+        if aclose is not None:
+            await aclose()
