@@ -36,6 +36,9 @@ class Prices:
     output: float
     cache_read: float
     cache_write: float
+    #: price of 1-hour cache writes (``usage.cache_creation.ephemeral_1h_input_tokens``);
+    #: None = ``cache_write`` (Anthropic: 5m writes 1.25x input, 1h writes 2x)
+    cache_write_1h: float | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,11 @@ def parse_profile(data: Any, where: str = "<data>") -> Profile:
                 output=float(prices["output"]),
                 cache_read=float(prices.get("cache_read", prices["input"])),
                 cache_write=float(prices.get("cache_write", prices["input"])),
+                cache_write_1h=(
+                    None
+                    if prices.get("cache_write_1h") is None
+                    else float(prices["cache_write_1h"])
+                ),
             ),
             cache=cache_policy,
             overheads=Overheads(**{k: int(v) for k, v in over.items()}),

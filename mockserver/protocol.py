@@ -184,3 +184,17 @@ CT_SSE: Final = "text/event-stream; charset=utf-8"
 MESSAGE_ID_PREFIX: Final = "msg_"
 TOOL_USE_ID_PREFIX: Final = "toolu_"
 REQUEST_ID_PREFIX: Final = "req_"
+
+# --- usage and prompt caching -----------------------------------------------------------
+USAGE_INPUT: Final = "input_tokens"
+USAGE_OUTPUT: Final = "output_tokens"
+USAGE_CACHE_READ: Final = "cache_read_input_tokens"
+USAGE_CACHE_CREATION: Final = "cache_creation_input_tokens"
+#: ``usage.cache_creation``: the write tokens by TTL
+USAGE_CACHE_BREAKDOWN: Final = "cache_creation"
+USAGE_EPHEMERAL_5M: Final = "ephemeral_5m_input_tokens"
+USAGE_EPHEMERAL_1H: Final = "ephemeral_1h_input_tokens"
+CACHE_CONTROL: Final = "cache_control"
+CACHE_EPHEMERAL: Final = "ephemeral"
+CACHE_TTL_5M: Final = "5m"
+CACHE_TTL_1H: Final = "1h"

@@ -42,6 +42,7 @@ class SynthSource:
     async def reply(self, req: ApiRequest, checked: CheckedRequest) -> Reply:
         st = self.state
         counter = st.counter
+        cached = st.cache_lookup(checked)
         message = compose_message(
             checked.body,
             model=checked.model,
@@ -52,17 +53,37 @@ class SynthSource:
             message_id_prefix=st.profile.message_id_prefix,
             tool_use_id_prefix=st.profile.tool_use_id_prefix,
         )
-        usage = st.input_usage(checked)
+        usage = cached.usage()
         usage["output_tokens"] = message["usage"]["output_tokens"]
         usage["service_tier"] = "standard"
         message["usage"] = usage
-        return message_reply(message, checked.stream, "synth", st.profile.ping)
+        reply = message_reply(message, checked.stream, "synth", st.profile.ping)
+        cached.commit()  # the prompt's prefixes count for the requests after this reply
+        return reply
 
 
 def make_source(state: State) -> Source:
-    """Map the mode to a source; record/replay sources plug in here."""
+    """Map the mode to a source (the one place that does).
+
+    ``synth``: SynthSource.  ``auto``: replay the cassettes, synthesize misses.  ``replay``:
+    cassettes only, a miss is a 404.  ``record``: forward everything upstream and record it.
+    ``record-new``: replay hits, forward and record misses.
+    """
     mode = state.settings.mode
+    synth = SynthSource(state)
     if mode == "synth":
-        return SynthSource(state)
-    # replay / record modes are added by the record-and-replay layer
-    return SynthSource(state)
+        return synth
+    if mode in ("auto", "replay"):
+        from .library import Library
+        from .replay import ReplaySource
+
+        library = Library(state.settings.cassette_dir, state.settings.ignore_paths)
+
+        async def synthesize(req: ApiRequest, checked: CheckedRequest | None) -> Reply:
+            assert checked is not None  # auto mode checks every request
+            return await synth.reply(req, checked)
+
+        return ReplaySource(state, library, synthesize if mode == "auto" else None)
+    from .recorder import make_record_source
+
+    return make_record_source(state)

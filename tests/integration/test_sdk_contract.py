@@ -108,6 +108,8 @@ def test_stream_folds_to_the_non_streaming_reply(server: ServerThread) -> None:
         "tools": [WEATHER, TIME],
     }
     plain = c.messages.create(**req)
+    assert server.state is not None
+    server.state.reset_cache()  # else the repeat reads the first request's prompt from the cache
     with c.messages.stream(**req) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
