@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -28,36 +29,88 @@ from .writer import Disconnected, write_reply
 log = logging.getLogger("mockserver")
 
 Handler = Callable[[State, ApiRequest], Awaitable[Reply]]
+_T = TypeVar("_T")
 
 
 # --- parse ----------------------------------------------------------------------------
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; larger bodies are refused without being read whole."""
-    too_large = ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
+#: deepest JSON nesting accepted (deeper bodies are a 400): far beyond any real request, and
+#: shallow enough for every recursive step after parsing (checks, matching, journal, YAML)
+MAX_JSON_DEPTH = 128
+#: bodies above this size are checked (tokenized) in a worker thread, off the event loop
+LARGE_BODY_BYTES = 256 * 1024
+#: longest error message sent (longer ones, which echo a huge value, are cut)
+MAX_ERROR_MESSAGE = 2000
+
+
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
+    """Read at most ``limit`` bytes; larger bodies are refused without being read whole.
+
+    A declared ``Content-Length`` over the limit is refused before any body byte is read; a
+    chunked body is cut off as soon as it passes the limit.  ``timeout`` bounds the time the
+    client may take to send the whole body (a slow trickle gets a 408).
+    """
     length = request.content_length
     if length is not None and length > limit:
-        raise too_large
+        raise ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
     data = bytearray()
-    async for chunk in request.content.iter_any():
-        data += chunk
-        if len(data) > limit:
-            raise too_large
+    too_large = False
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_any():
+                data += chunk
+                if len(data) > limit:
+                    too_large = True
+                    break
+    except TimeoutError:
+        raise ApiError(
+            408, p.INVALID_REQUEST, f"Request body not received within {timeout:g} s"
+        ) from None
+    if too_large:
+        # (no exception object is kept in a local: a traceback -> frame -> exception cycle
+        # would hold the buffer until the next full garbage collection)
+        data.clear()
+        raise ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
     return bytes(data)
+
+
+def json_depth_over(doc: Any, limit: int) -> bool:
+    """True when ``doc`` nests lists/objects more than ``limit`` levels deep (iterative)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _too_deep() -> ApiError:
+    return ApiError.invalid(f"Request body is nested too deeply (over {MAX_JSON_DEPTH} levels)")
 
 
 def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise ApiError.invalid("Request body is empty: send a JSON object")
     try:
-        return json.loads(raw)
+        doc = json.loads(raw)
     except UnicodeDecodeError:
         raise ApiError.invalid("Request body is not valid UTF-8 JSON") from None
     except ValueError as exc:
         raise ApiError.invalid(f"Request body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise ApiError.invalid("Request body is nested too deeply") from None
+        raise _too_deep() from None
+    # cheap pre-test: nesting deeper than the limit needs more brackets than the limit
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_over(doc, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return doc
 
 
 # --- route handlers --------------------------------------------------------------------
@@ -69,13 +122,28 @@ async def messages(state: State, req: ApiRequest) -> Reply:
     if unchecked is not None:  # record modes: the upstream, not our rules, judges the request
         reply: Reply = await unchecked(req)
         return reply
-    checked = rules.check(req, state.profile, state.counter, api_keys=state.settings.api_keys)
+    checked = await _off_loop(
+        req, rules.check, req, state.profile, state.counter, api_keys=state.settings.api_keys
+    )
     return await state.source.reply(req, checked)
 
 
+async def _off_loop(req: ApiRequest, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``fn(*args, **kwargs)``; in a worker thread for a large body, so that tokenizing a huge
+    prompt (seconds for tens of MB) does not stall every other connection."""
+    if req.raw_size > LARGE_BODY_BYTES:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
 async def count_tokens(state: State, req: ApiRequest) -> Reply:
-    n = rules.check_count_tokens(
-        req, state.profile, state.counter, api_keys=state.settings.api_keys
+    n = await _off_loop(
+        req,
+        rules.check_count_tokens,
+        req,
+        state.profile,
+        state.counter,
+        api_keys=state.settings.api_keys,
     )
     return Reply(status=200, body=dumps({"input_tokens": n}).encode(), source="synth")
 
@@ -159,6 +227,9 @@ def error_reply(state: State, exc: ApiError, request_id: str) -> Reply:
     message = (
         exc.deepseek_message if dialect == "deepseek" and exc.deepseek_message else exc.message
     )
+    if len(message) > MAX_ERROR_MESSAGE:  # a huge value echoed back (e.g. a 2 MB model name)
+        cut = len(message) - MAX_ERROR_MESSAGE
+        message = f"{message[:MAX_ERROR_MESSAGE]}... ({cut} more characters)"
     body = error_body(dialect, exc.error_type, message, request_id)
     return Reply(status=exc.status, headers=exc.headers, body=dumps(body).encode(), source="error")
 
@@ -193,7 +264,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     body: Any = None
     ex: Exchange | None = None
     try:
-        raw = await read_body(request, state.profile.max_request_bytes)
+        raw = await read_body(request, state.profile.max_request_bytes, state.settings.read_timeout)
         if handler is not None and request.method == "POST":
             body = parse_json(raw)
         req = ApiRequest(

@@ -172,6 +172,8 @@ H_FAULT: Final = "x-mockserver-fault"
 H_COST: Final = "x-mockserver-cost-usd"
 H_SOURCE: Final = "x-mockserver-source"
 H_ADMIN_TOKEN: Final = "x-mockserver-admin-token"
+#: the cassette a request is replayed from / recorded into (a name relative to --cassettes)
+H_CASSETTE: Final = "x-mockserver-cassette"
 RATELIMIT_PREFIX: Final = "anthropic-ratelimit-"
 SECRET_HEADERS: Final[frozenset[str]] = frozenset(
     {H_API_KEY, H_AUTHORIZATION, "cookie", "set-cookie", "proxy-authorization", H_ADMIN_TOKEN}
