@@ -39,6 +39,17 @@ from .violations import Violation
 
 SUFFIXES = (".sse", ".json", ".yaml", ".yml")
 
+HELP = """\
+Validate cassettes, raw .sse streams and JSON bodies against the Messages protocol.
+
+  *.sse              a raw text/event-stream body (stream grammar + event schemas)
+  *.yaml, *.yml      a cassette: its schema, then every interaction's request and response
+  *.error.json       an error body (Anthropic or DeepSeek dialect)
+  *.json             by shape: request, message, error, count_tokens, models, cassette
+
+Directories are walked recursively; files there of another shape are skipped.
+Exit status: 0 when everything conforms, 1 on violations, 2 when a path does not exist."""
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -302,7 +313,7 @@ def add_parser(
     parser = subparsers.add_parser(
         "check",
         help="validate cassettes, .sse streams and JSON bodies against the protocol",
-        description=__doc__,
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return _configure(parser)
@@ -325,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``mockserver check`` as a standalone entry point (``argv`` without the command)."""
     parser = argparse.ArgumentParser(
         prog="mockserver check",
-        description=__doc__,
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return run(_configure(parser).parse_args(argv))

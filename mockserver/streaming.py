@@ -146,12 +146,10 @@ def unfold(message: Json, plan: UnfoldPlan | None = None) -> list[tuple[str, Jso
     }
     if "stop_details" in message:
         delta["stop_details"] = copy.deepcopy(message["stop_details"])
-    events.append(
-        (
-            p.MESSAGE_DELTA,
-            {"type": p.MESSAGE_DELTA, "delta": delta, "usage": {"output_tokens": out_tokens}},
-        )
-    )
+    message_delta: Json = {"type": p.MESSAGE_DELTA, "delta": delta}
+    if "usage" in message:  # a message without usage folds back without usage
+        message_delta["usage"] = {"output_tokens": out_tokens}
+    events.append((p.MESSAGE_DELTA, message_delta))
     events.append((p.MESSAGE_STOP, {"type": p.MESSAGE_STOP}))
     return events
 
@@ -163,7 +161,10 @@ def _unfold_block(idx: int, block: Json, plan: UnfoldPlan) -> list[tuple[str, Js
     if btype == p.BLOCK_TEXT:
         start["text"] = ""
         citations = start.pop("citations", None)
-        deltas = [{"type": p.DELTA_TEXT, "text": c} for c in _chunks(block.get("text", ""), plan.text_chunk)]
+        deltas = [
+            {"type": p.DELTA_TEXT, "text": c}
+            for c in _chunks(block.get("text", ""), plan.text_chunk)
+        ]
         for cit in citations or []:
             deltas.append({"type": p.DELTA_CITATIONS, "citation": copy.deepcopy(cit)})
         if citations is not None and not citations:
@@ -186,10 +187,14 @@ def _unfold_block(idx: int, block: Json, plan: UnfoldPlan) -> list[tuple[str, Js
         ]
         deltas.append({"type": p.DELTA_SIGNATURE, "signature": block.get("signature", "")})
     events: list[tuple[str, Json]] = [
-        (p.CONTENT_BLOCK_START, {"type": p.CONTENT_BLOCK_START, "index": idx, "content_block": start})
+        (
+            p.CONTENT_BLOCK_START,
+            {"type": p.CONTENT_BLOCK_START, "index": idx, "content_block": start},
+        )
     ]
     events += [
-        (p.CONTENT_BLOCK_DELTA, {"type": p.CONTENT_BLOCK_DELTA, "index": idx, "delta": d}) for d in deltas
+        (p.CONTENT_BLOCK_DELTA, {"type": p.CONTENT_BLOCK_DELTA, "index": idx, "delta": d})
+        for d in deltas
     ]
     events.append((p.CONTENT_BLOCK_STOP, {"type": p.CONTENT_BLOCK_STOP, "index": idx}))
     return events

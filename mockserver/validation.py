@@ -214,10 +214,9 @@ def describe(error: ValidationError) -> tuple[str, str]:
                 bound = sub.validator_value
                 types += [str(t) for t in bound] if isinstance(bound, list) else [str(bound)]
         if types:
+            wanted = " or ".join(dict.fromkeys(types))
             got = f"{_json_type(error.instance)} {short(error.instance, 40)}"
-            return json_path(
-                error.absolute_path
-            ), f"expected {' or '.join(dict.fromkeys(types))}, got {got}"
+            return json_path(error.absolute_path), f"expected {wanted}, got {got}"
     path = json_path(error.absolute_path)
     kind = error.validator
     value = error.validator_value
