@@ -1,0 +1,75 @@
+"""A non-editable install ships the schemas, profiles and example cassettes inside the wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import mockserver
+assert mockserver.__file__.startswith(sys.argv[1]), mockserver.__file__
+from mockserver import validation
+from mockserver.profile import load_profile
+from mockserver.config import default_cassettes_dir
+from mockserver.cassette import discover, load
+assert validation.is_valid("message", {"id": "msg_1", "type": "message", "role": "assistant",
+    "model": "m", "content": [], "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 1, "output_tokens": 1}})
+assert load_profile().name == "deepseek-v3-anthropic"
+files = discover(default_cassettes_dir())
+assert files and all(load(f).interactions for f in files), files
+print("ok", len(files))
+"""
+
+
+def test_wheel_install_works_without_the_source_tree(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("mockserver-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in (
+        "mockserver/schemas/message.json",
+        "mockserver/schemas/stream_event.json",
+        "mockserver/schemas/cassette.json",
+        "mockserver/profiles/deepseek-v3-anthropic.yaml",
+        "mockserver/cassettes/text.yaml",
+        "mockserver/py.typed",
+    ):
+        assert needed in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(target)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.stdout.startswith("ok ")
