@@ -9,10 +9,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from server_process import start
 
 from mockserver.cli import main
-
-from server_process import start
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
