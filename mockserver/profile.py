@@ -176,7 +176,9 @@ def parse_profile(data: Any, where: str = "<data>") -> Profile:
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"profile {where}: {exc}") from exc
     if cache_policy.policy not in ("automatic-prefix", "breakpoints", "none"):
-        raise ConfigError(f"profile {where}: cache.policy must be automatic-prefix|breakpoints|none")
+        raise ConfigError(
+            f"profile {where}: cache.policy must be automatic-prefix|breakpoints|none"
+        )
     if profile.context_window <= 0 or profile.max_output_tokens <= 0:
         raise ConfigError(f"profile {where}: context_window and max_output_tokens must be > 0")
     if not profile.temperature_max > 0:

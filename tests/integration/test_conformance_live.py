@@ -14,7 +14,6 @@ from aiohttp import web
 
 from mockserver import sse
 from mockserver.cli import main as cli_main
-from mockserver.server import ServerThread
 from mockserver.suite import run_suite
 from mockserver.synth import compose_message
 
