@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip
 
 help:
 	@echo "make serve     create .venv, install, run the mock on http://127.0.0.1:8080"
-	@echo "make test      create .venv, install with test extras, run the whole suite"
+	@echo "make test      create .venv, install with test + clients extras, run the whole suite"
 	@echo "make lint      ruff format --check + ruff check"
 	@echo "make typecheck mypy --strict on the package"
 	@echo "make bench     benchmarks (not tests); results in bench/results/"
@@ -23,8 +23,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
 	@touch $@
 
+# the test extras plus the third-party clients that tests/clients drives (Node clients are
+# installed by that suite's session fixture into tests/clients/node/node_modules)
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,clients]'
 	@touch $(VENV)/.installed $@
 
 serve: $(VENV)/.installed

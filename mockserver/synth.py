@@ -8,8 +8,12 @@ The rules (also in README "Synthesized replies"):
   Every named tool is called, in the order offered, in one reply (parallel calls) unless
   ``disable_parallel_tool_use`` is set; ``any`` with no tool named calls the first tool;
   ``tool`` calls exactly that tool.  A turn that only carries ``tool_result`` blocks gets a
-  text answer that ends the loop.
+  text answer that ends the loop. Text blocks starting with ``<system-reminder>`` (context
+  that Claude Code adds to user turns) are not part of "the last user turn".
 - Tool ``input`` is generated from the tool's ``input_schema`` and validates against it.
+  A top-level string property named like a path (``path``, ``file``, ``filename``, ``*_path``,
+  ``*_file``) gets the first absolute path written in the last user turn, if there is one
+  (so "Use Read on /tmp/x/hello.txt" makes a ``Read`` call a real client can execute).
 - With ``stop_sequences`` the text stops at the first sequence, which is put half-way into
   the text (``stop_reason: stop_sequence``, the sequence echoed).
 - A ``max_tokens`` budget smaller than the reply cuts it (``stop_reason: max_tokens``).
@@ -31,7 +35,49 @@ from . import protocol as p
 
 Json = dict[str, Any]
 
-_WORDS = ["the", "mock", "answers", "deterministically", "so", "tests", "can", "rely", "on", "every", "byte", "of", "this", "reply", "while", "your", "application", "exercises", "its", "parsing", "streaming", "tool", "loops", "and", "error", "handling", "against", "a", "local", "endpoint", "that", "speaks", "the", "messages", "protocol", "with", "realistic", "usage", "numbers", "and", "ids"]
+_WORDS = [
+    "the",
+    "mock",
+    "answers",
+    "deterministically",
+    "so",
+    "tests",
+    "can",
+    "rely",
+    "on",
+    "every",
+    "byte",
+    "of",
+    "this",
+    "reply",
+    "while",
+    "your",
+    "application",
+    "exercises",
+    "its",
+    "parsing",
+    "streaming",
+    "tool",
+    "loops",
+    "and",
+    "error",
+    "handling",
+    "against",
+    "a",
+    "local",
+    "endpoint",
+    "that",
+    "speaks",
+    "the",
+    "messages",
+    "protocol",
+    "with",
+    "realistic",
+    "usage",
+    "numbers",
+    "and",
+    "ids",
+]
 _B62 = string.digits + string.ascii_letters
 
 
@@ -47,8 +93,13 @@ def make_id(prefix: str, rng: random.Random, length: int = 24) -> str:
     return prefix + "01" + "".join(rng.choice(_B62) for _ in range(length - 2))
 
 
+_REMINDER = "<system-reminder>"
+
+
 def _last_user_text(messages: list[Any]) -> tuple[str, bool]:
-    """Text of the last user turn, and whether that turn is only tool results."""
+    """Text of the last user turn, and whether that turn is only tool results.
+
+    Text blocks that start with ``<system-reminder>`` are left out."""
     for msg in reversed(messages):
         if not isinstance(msg, dict) or msg.get("role") != p.ROLE_USER:
             continue
@@ -61,7 +112,10 @@ def _last_user_text(messages: list[Any]) -> tuple[str, bool]:
             if not isinstance(block, dict):
                 continue
             if block.get("type") == p.BLOCK_TEXT:
-                texts.append(str(block.get("text", "")))
+                text = str(block.get("text", ""))
+                if text.lstrip().startswith(_REMINDER):
+                    continue  # context a client injects (Claude Code), not what the user asked
+                texts.append(text)
                 only_results = False
             elif block.get("type") != p.BLOCK_TOOL_RESULT:
                 only_results = False
@@ -226,7 +280,33 @@ _MAKERS: dict[str, Callable[[Json, random.Random, Any, int], Any]] = {
 }
 
 
-def tool_input(tool: Json, rng: random.Random) -> Json:
+_PATH_PROP = re.compile(r"^(?:path|file|filename|\w+_(?:path|file))$", re.IGNORECASE)
+_ABS_PATH = re.compile(r"(?<![\w/.~:<])/[^\s\"'`<>()\[\]{},;]+")
+
+
+def _path_in(prompt: str) -> str | None:
+    """The first absolute path written in ``prompt`` (trailing punctuation dropped)."""
+    for m in _ABS_PATH.finditer(prompt):
+        path = m.group(0).rstrip(".:!?")
+        if len(path) > 1:
+            return path
+    return None
+
+
+def _with_prompt_path(value: Json, schema: Json, prompt: str) -> Json:
+    path = _path_in(prompt)
+    props = schema.get("properties")
+    if path is None or not isinstance(props, dict):
+        return value
+    out = dict(value)
+    for name, sub in props.items():
+        plain = isinstance(sub, dict) and not {"enum", "const", "format", "pattern"} & set(sub)
+        if plain and _PATH_PROP.match(name) and sub.get("type") == "string":
+            out[name] = path
+    return out
+
+
+def tool_input(tool: Json, rng: random.Random, prompt: str = "") -> Json:
     schema = tool.get("input_schema") or {"type": "object"}
     value = value_for_schema(schema, rng)
     if not isinstance(value, dict):
@@ -235,6 +315,9 @@ def tool_input(tool: Json, rng: random.Random) -> Json:
         jsonschema.validate(value, schema)
     except (jsonschema.ValidationError, jsonschema.SchemaError):
         return {}
+    filled = _with_prompt_path(value, schema, prompt) if isinstance(schema, dict) else value
+    if filled != value and jsonschema.validators.validator_for(schema)(schema).is_valid(filled):
+        return filled
     return value
 
 
@@ -293,7 +376,7 @@ def compose_message(
                 "type": p.BLOCK_TOOL_USE,
                 "id": make_id(tool_use_id_prefix, rng),
                 "name": tool["name"],
-                "input": tool_input(tool, rng),
+                "input": tool_input(tool, rng, prompt),
             }
         )
     if count_output(content) > max_tokens:

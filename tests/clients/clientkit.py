@@ -1,0 +1,158 @@
+"""What every client test shares: the five scenarios' inputs and the journal checks.
+
+Each client runs the same scenarios against one synth-mode server on 127.0.0.1:
+
+- ``plain``: one request, one text reply;
+- ``stream``: the same with ``stream: true``;
+- ``tools``: a prompt naming ``get_weather`` and ``get_time`` gets both called in one reply
+  (parallel tool calls); the client sends both ``tool_result`` blocks back and gets text;
+- ``context``: a prompt of ~315K characters (about 70K tokens) gets the real 400
+  ``prompt is too long: N tokens > 65536 maximum``, which the client raises as its own error;
+- ``retry``: the ``x-mockserver-fault: overloaded;times=1;retry_after_ms=1`` header makes the
+  first attempt a 529; the client retries by itself and succeeds.
+
+The checks read the server's journal, so they show what went over the wire, not only what
+the client made of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import pytest
+
+from mockserver import protocol as p
+from mockserver.journal import Exchange
+from mockserver.server import ServerThread
+
+MODEL = "deepseek-v3-anthropic"
+API_KEY = "sk-test"
+PLAIN_PROMPT = "Hello from the client suite"
+STREAM_PROMPT = "Stream a short greeting please"
+TOOLS_PROMPT = "Use get_weather and get_time for Paris"
+TOOL_NAMES = ["get_weather", "get_time"]
+#: ~315K characters, about 70K tokens: over the 65,536-token context window
+BIG_PROMPT = "The quick brown fox jumps over the lazy dog. " * 7000
+RETRY_PROMPT = "Retry after an overloaded answer"
+#: first attempt 529, and a tiny retry-after so the client's backoff takes no time
+FAULT_529 = "overloaded;times=1;retry_after_ms=1"
+FAULT_HEADERS = {p.H_FAULT: FAULT_529}
+#: the two tools as JSON Schema (clients that take raw tool definitions)
+TOOL_SCHEMAS: list[dict[str, Any]] = [
+    {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "City name"}},
+            "required": ["city"],
+        },
+    },
+    {
+        "name": "get_time",
+        "description": "Current time in a timezone",
+        "input_schema": {
+            "type": "object",
+            "properties": {"tz": {"type": "string", "description": "IANA timezone"}},
+            "required": ["tz"],
+        },
+    },
+]
+
+
+def tool_result_text(name: str, args: dict[str, Any]) -> str:
+    """What our fake tools answer (the tests check these strings reach the server)."""
+    return f"{name} result: " + ",".join(f"{k}={v}" for k, v in sorted(args.items()))
+
+
+def require(module: str) -> Any:
+    """Import a client library; in CI a missing one fails, elsewhere it skips with the fix."""
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(
+        module, reason="install the clients extra: pip install -e '.[clients]'"
+    )
+
+
+def calls(server: ServerThread) -> list[Exchange]:
+    """The ``POST /v1/messages`` exchanges, in arrival order."""
+    assert server.state is not None
+    return [ex for ex in server.state.journal.all() if ex.path == p.PATH_MESSAGES]
+
+
+def reply_text(ex: Exchange) -> str:
+    """Concatenated text blocks of the message the server answered."""
+    assert isinstance(ex.response, dict), ex.response
+    return "".join(b["text"] for b in ex.response["content"] if b["type"] == p.BLOCK_TEXT)
+
+
+def check_plain(server: ServerThread, prompt: str, *, stream: bool) -> Exchange:
+    """One request, answered 200 with the synthesized text for ``prompt``."""
+    (ex,) = calls(server)
+    assert ex.status == 200 and ex.stream is stream
+    assert ex.response["stop_reason"] == p.STOP_END_TURN
+    assert reply_text(ex).startswith(f"Mock reply to: {' '.join(prompt.split()[:8])}")
+    return ex
+
+
+def check_tool_round_trip(server: ServerThread) -> tuple[Exchange, Exchange]:
+    """Two requests: the first answered with two parallel tool calls, the second carrying
+    both ``tool_result`` blocks (ids matching) and answered with text that ends the turn."""
+    first, second = calls(server)
+    assert first.status == second.status == 200
+    uses = [b for b in first.response["content"] if b["type"] == p.BLOCK_TOOL_USE]
+    assert [u["name"] for u in uses] == TOOL_NAMES
+    assert first.response["stop_reason"] == p.STOP_TOOL_USE
+    assert {t["name"] for t in second.body["tools"]} >= set(TOOL_NAMES)
+    sent = second.body["messages"]
+    assert sent[-2]["role"] == p.ROLE_ASSISTANT
+    echoed = [b for b in sent[-2]["content"] if b["type"] == p.BLOCK_TOOL_USE]
+    assert [(b["id"], b["name"], b["input"]) for b in echoed] == [
+        (u["id"], u["name"], u["input"]) for u in uses
+    ]
+    results = [b for b in _blocks(sent[-1]) if b.get("type") == p.BLOCK_TOOL_RESULT]
+    assert sent[-1]["role"] == p.ROLE_USER
+    assert sorted(r["tool_use_id"] for r in results) == sorted(u["id"] for u in uses)
+    for use in uses:
+        (result,) = [r for r in results if r["tool_use_id"] == use["id"]]
+        assert tool_result_text(use["name"], use["input"]) in _text_of(result["content"])
+    assert second.response["stop_reason"] == p.STOP_END_TURN
+    assert reply_text(second).startswith("Thanks, I have the tool results.")
+    return first, second
+
+
+def check_context_400(server: ServerThread) -> Exchange:
+    """One request (a 400 is not retried) answered with the context-window error."""
+    (ex,) = calls(server)
+    assert ex.status == 400
+    error = ex.response["error"]
+    assert error["type"] == p.INVALID_REQUEST
+    assert error["message"].startswith("prompt is too long: ")
+    assert error["message"].endswith(" tokens > 65536 maximum")
+    return ex
+
+
+def check_retried_529(server: ServerThread, *, retry_header: bool = True) -> Exchange:
+    """Two attempts of the same request: 529, then 200. Clients built on the Stainless SDKs
+    number their retries in ``x-stainless-retry-count``."""
+    first, second = calls(server)
+    assert (first.status, second.status) == (529, 200)
+    assert first.response["error"]["type"] == p.OVERLOADED
+    assert first.body == second.body
+    if retry_header:
+        assert first.headers.get(p.H_RETRY_COUNT) == "0"
+        assert second.headers.get(p.H_RETRY_COUNT) == "1"
+    return second
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message["content"]
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content if isinstance(b, dict))
