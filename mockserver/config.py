@@ -28,7 +28,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     mode: str = "auto"
-    cassettes: Path | None = None  # None = the shipped examples
+    cassettes: Path | None = None  # None = the shipped examples; a .yaml file = that one cassette
     upstream: str = DEFAULT_UPSTREAM
     profile: Profile = field(default_factory=load_profile)
     timing: str = "instant"  # instant | recorded | SPEEDx
@@ -41,6 +41,10 @@ class Settings:
     fault_config: Path | None = None
     workers: int = 1
     log_requests: bool = False
+    #: seconds a client has to send a request: its head (counted from the connection or the
+    #: previous reply, so also how long an idle keep-alive connection stays open) and,
+    #: separately, its body; a trickling (slowloris) client is cut off after it
+    read_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,6 +57,8 @@ class Settings:
             )
         if self.speed <= 0:
             raise ConfigError("--timing speed factor must be > 0")
+        if not self.read_timeout > 0:
+            raise ConfigError(f"read_timeout must be > 0 seconds, got {self.read_timeout}")
         if self.workers < 1:
             raise ConfigError("--workers must be >= 1")
         if self.mode in ("record", "record-new") and not self.upstream.startswith(

@@ -131,6 +131,9 @@ class Library:
         self.names: list[str] = []
         self.broken: dict[str, str] = {}
         self._by_name: dict[str, int] = {}
+        #: ``(cassette index, position)`` of every interaction replayed or recorded since the
+        #: last (re)load: what ``unused()`` leaves out (pytest ``assert_all_used``)
+        self.used: set[tuple[int, int]] = set()
         self._loaded = False
         self._stopping = False
         self._lock = threading.RLock()
@@ -210,6 +213,7 @@ class Library:
         with self._lock:
             self.index = Index(self.ignore)
             self.cassettes, self.names, self._by_name, self.broken = [], [], {}, {}
+            self.used = set()
             self._loaded, self._task, self._stopping = False, None, False
             self.load()
             return len(self.index)
@@ -224,6 +228,7 @@ class Library:
             for inter in interactions:
                 c.interactions.append(inter)
                 self._index_one(idx, len(c.interactions) - 1, inter)
+                self.used.add((idx, len(c.interactions) - 1))  # it answered the request
 
     def find(
         self,
@@ -244,6 +249,22 @@ class Library:
         return self.index.lookup(
             method, path, body, scope=cassette or "", accept=accept, strict=strict
         )
+
+    def mark_used(self, ref: Hashable) -> None:
+        """Note that the interaction ``ref`` (from ``find``) answered a request."""
+        assert isinstance(ref, tuple)
+        idx, pos = ref
+        self.used.add((idx, pos))
+
+    def unused(self) -> list[tuple[str, int, cas.Interaction]]:
+        """``(cassette, position, interaction)`` of every interaction not used yet."""
+        with self._lock:
+            return [
+                (self.names[idx], pos, inter)
+                for idx, c in enumerate(self.cassettes)
+                for pos, inter in enumerate(c.interactions)
+                if (idx, pos) not in self.used
+            ]
 
     def interaction(self, ref: Hashable) -> tuple[str, int, cas.Interaction]:
         assert isinstance(ref, tuple)

@@ -35,6 +35,7 @@ from . import sse
 from .cassette_checks import contract_violations
 from .config import UPSTREAM_KEY_ENV
 from .errors import ApiError, CassetteError, error_body
+from .journal import WrittenStream
 from .library import H_CASSETTE, Library, cassette_name
 from .replay import ReplaySource, on_exchange
 from .reply import Reply
@@ -59,7 +60,8 @@ _READ_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionErro
 
 
 def record_dir(cassettes: Path | None) -> Path:
-    """Where recordings go: ``--cassettes``, else ``./cassettes``."""
+    """Where recordings go: ``--cassettes`` (a directory, or one ``.yaml`` file that takes
+    every recording), else ``./cassettes``."""
     return cassettes if cassettes is not None else Path.cwd() / "cassettes"
 
 
@@ -81,6 +83,9 @@ class Recorder:
         self.upstream = Upstream(state.settings.upstream)
 
     def target(self, req: ApiRequest) -> tuple[str, Path]:
+        if cas.is_cassette_file(self.directory) and not self.directory.is_dir():
+            # --cassettes names one cassette file (the pytest plugin's per-test cassette)
+            return cassette_name(self.directory.name), self.directory
         try:
             name = cassette_name(req.headers.get(H_CASSETTE) or DEFAULT_CASSETTE)
         except ValueError as exc:
@@ -116,7 +121,11 @@ class Recorder:
         ) as exc:
             return await self._unreachable(req, recorded, meta, name, path, secrets, exc)
         except _READ_ERRORS as exc:
-            log.warning("upstream %s dropped the connection before replying: %r", url, exc)
+            log.warning(  # (the public URL: never the user:password part of --upstream)
+                "upstream %s dropped the connection before replying: %r",
+                self.upstream.public_url,
+                exc,
+            )
             inter = cas.Interaction(
                 recorded,
                 cas.RecordedResponse(status=UNREACHABLE_STATUS, disconnected=True),
@@ -147,7 +156,7 @@ class Recorder:
             async for chunk in resp.content.iter_any():
                 body += chunk
         except _READ_ERRORS as exc:
-            log.warning("upstream %s hung up mid-body: %r", url, exc)
+            log.warning("upstream %s hung up mid-body: %r", self.upstream.public_url, exc)
             cut = True
         finally:
             resp.release()
@@ -247,6 +256,7 @@ class Recorder:
         if holder.ex is not None:
             ex = holder.ex
             ex.violations.extend(v.to_dict() for v in violations)
+            ex.written = WrittenStream(response.events or (), response.at_ms)
             try:
                 message = fold((e.name, e.json()) for e in events)
             except (FoldError, ValueError):
@@ -337,7 +347,7 @@ class RecordNewSource(ReplaySource):
 
 def make_record_source(state: State) -> RecordSource | RecordNewSource:
     directory = record_dir(state.settings.cassettes)
-    log.info("recording %s into %s", state.settings.upstream, directory)
+    log.info("recording %s into %s", Upstream(state.settings.upstream).public_url, directory)
     if state.settings.mode == "record":
         return RecordSource(state, Recorder(state, directory))
     library = Library(directory, state.settings.ignore_paths)

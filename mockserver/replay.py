@@ -10,7 +10,7 @@ synthesize; ``record-new``: forward and record) or is a 404 naming the nearest r
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from . import cassette as cas
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mockserver.replay")
 
 Fallback = Callable[["ApiRequest", "CheckedRequest | None"], Awaitable[Reply]]
+#: prepared replies kept by a ``ReplaySource`` (past this the store starts over)
+PREPARED_MAX = 50_000
 
 
 # --- interaction -> reply ---------------------------------------------------------------------
@@ -105,6 +107,18 @@ def replay_reply(
     )
 
 
+def with_frames(reply: Reply) -> Reply:
+    """``reply`` with each event's wire bytes (``raw``) computed once: the same bytes
+    ``Event.wire()`` gives, without encoding them again on every replay."""
+    if reply.events is None or all(e.raw for e in reply.events):
+        return reply
+    events = tuple(
+        e if e.raw else sse.Event(e.name, e.data, e.wire(), e.terminated, e.comments)
+        for e in reply.events
+    )
+    return reply.with_(events=events)
+
+
 def _fold_quietly(events: tuple[sse.Event, ...]) -> dict[str, Any] | None:
     try:
         return fold((e.name, e.json()) for e in events)
@@ -127,6 +141,9 @@ class ReplaySource:
         self.state = state
         self.library = library
         self.fallback = fallback
+        #: the reply of each interaction served so far, by ``(ref, stream)``, built once
+        #: (replies are immutable; the interaction is kept to notice a reload)
+        self._prepared: dict[tuple[Hashable, bool], tuple[cas.Interaction, Reply]] = {}
         state.reload_hooks.setdefault("cassettes", library.reload)
 
     async def startup(self) -> None:
@@ -150,12 +167,26 @@ class ReplaySource:
         strict = self.state.settings.strict_sequence
         found = self.library.find(req.method, req.path, req.body, cassette=scope, strict=strict)
         if isinstance(found, Hit):
-            name, pos, inter = self.library.interaction(found.ref)
-            reply = replay_reply(inter, stream=req.stream, ping=self.state.profile.ping)
-            return reply.with_(extras={**reply.extras, "replayed": f"{name}#{pos}"})
+            self.library.mark_used(found.ref)
+            return self.prepared_reply(found.ref, req.stream)
         if self.fallback is not None:
             return await self.fallback(req, checked)
         return self.miss(req, scope, found)
+
+    def prepared_reply(self, ref: Hashable, stream: bool) -> Reply:
+        """The reply replaying interaction ``ref``: built on first use, then reused (the
+        folded message, the event frames' bytes and the headers are computed once)."""
+        name, pos, inter = self.library.interaction(ref)
+        key = (ref, stream)
+        known = self._prepared.get(key)
+        if known is not None and known[0] is inter:
+            return known[1]
+        reply = replay_reply(inter, stream=stream, ping=self.state.profile.ping)
+        reply = with_frames(reply).with_(extras={**reply.extras, "replayed": f"{name}#{pos}"})
+        if len(self._prepared) >= PREPARED_MAX:
+            self._prepared.clear()
+        self._prepared[key] = (inter, reply)
+        return reply
 
     def miss(self, req: ApiRequest, scope: str | None, exhausted: Exhausted | None) -> Reply:
         lib = self.library

@@ -49,6 +49,19 @@ class State:
         if self.settings.fault_config is not None:
             self.faults.load_config(self.settings.fault_config)  # ConfigError when bad
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Start over under ``settings`` on a running server (the pytest plugin's session
+        scope): new journal, fault book, usage meter, prompt cache, token counter and reload
+        hooks.  The caller then installs a source for the new settings
+        (``sources.make_source``) and cleans up the old one."""
+        self.settings = settings
+        self.counter = TokenCounter(settings.profile.overheads)
+        self.journal = Journal()
+        self.faults = FaultBook()
+        self.reload_hooks = {}
+        self.served = 0
+        self.__post_init__()
+
     def reset_cache(self) -> int:
         """Forget the prompt-cache simulation's state; returns the entries dropped."""
         return self.prompt_cache.reset()
