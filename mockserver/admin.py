@@ -9,7 +9,6 @@ Admin calls are not journaled.
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -99,11 +98,11 @@ async def faults_list(state: State, request: web.Request) -> Any:
 @_route("faults", "POST")
 async def faults_add(state: State, request: web.Request) -> Any:
     """Body: one rule, a list of rules, or a bare spec string (matching every request)."""
-    raw = await request.read()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError as exc:
-        raise ApiError.invalid(f"Request body is not valid JSON: {exc}") from None
+    from .app import parse_json, read_body  # (app imports this module)
+
+    # the body limit, read deadline, nesting limit and error envelope of the Messages routes
+    raw = await read_body(request, state.profile.max_request_bytes, state.settings.read_timeout)
+    data = parse_json(raw) if raw.strip() else None
     if data is None:
         raise ApiError.invalid('Send a fault rule: {"fault": "overloaded;times=2", ...}')
     items = data if isinstance(data, list) else [data]
@@ -187,4 +186,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """Register ``/_mockserver/{name}`` (call before the catch-all route)."""
+    from .inspector import add_routes as add_inspector  # (the inspector imports this module)
+
+    add_inspector(app)  # /_mockserver/ui and /_mockserver/journal/{id}[/interaction] first
     app.router.add_route("*", p.ADMIN_PREFIX + "/{name:.*}", handle)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from . import protocol as p
 from .config import Settings
 from .errors import ApiError, error_body
 from .faults import FaultPlan, FaultSpecError
-from .journal import Exchange, key_label
+from .journal import Exchange, WrittenStream, key_label
 from .reply import Reply
 from .request import ApiRequest
 from .sources import make_source
@@ -54,6 +55,12 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
     length = request.content_length
     if length is not None and length > limit:
         raise ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
+    content = request.content
+    if content.is_eof():  # the whole body came with the head (the usual case): no waiting
+        whole = content.read_nowait()
+        if len(whole) > limit:
+            raise ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
+        return whole
     data = bytearray()
     too_large = False
     try:
@@ -234,19 +241,31 @@ def error_reply(state: State, exc: ApiError, request_id: str) -> Reply:
     return Reply(status=exc.status, headers=exc.headers, body=dumps(body).encode(), source="error")
 
 
-def ratelimit_headers(state: State) -> dict[str, str]:
-    limits = state.profile.ratelimit
-    reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
-    out: dict[str, str] = {}
+#: profile ratelimit key -> the names of its limit, remaining and reset headers
+_RATELIMIT_HEADERS = tuple(
+    (key, *(f"{p.RATELIMIT_PREFIX}{bucket}-{part}" for part in ("limit", "remaining", "reset")))
     for key, bucket in (
         ("requests_limit", "requests"),
         ("input_tokens_limit", "input-tokens"),
         ("output_tokens_limit", "output-tokens"),
-    ):
+    )
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _reset_at(second: int) -> str:
+    """The ``*-reset`` value for requests in the given second (one minute later)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second + 60))
+
+
+def ratelimit_headers(state: State) -> dict[str, str]:
+    limits = state.profile.ratelimit
+    reset = _reset_at(int(time.time()))
+    out: dict[str, str] = {}
+    for key, limit_name, remaining_name, reset_name in _RATELIMIT_HEADERS:
         if key in limits:
-            out[f"{p.RATELIMIT_PREFIX}{bucket}-limit"] = str(limits[key])
-            out[f"{p.RATELIMIT_PREFIX}{bucket}-remaining"] = str(limits[key])
-            out[f"{p.RATELIMIT_PREFIX}{bucket}-reset"] = reset
+            out[limit_name] = out[remaining_name] = str(limits[key])
+            out[reset_name] = reset
     return out
 
 
@@ -368,6 +387,8 @@ def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
             ex.response = json.loads(reply.body)
         except ValueError:
             ex.response = reply.body.decode("utf-8", "replace")
+    if reply.events is not None:  # by reference: rendered only when the journal is read
+        ex.written = WrittenStream.of(reply)
     bind = reply.extras.get("on_exchange")  # sources that fill in journal fields (late)
     if bind is not None:
         bind(ex)

@@ -24,6 +24,8 @@ assert validation.is_valid("message", {"id": "msg_1", "type": "message", "role":
 assert load_profile().name == "deepseek-v3-anthropic"
 files = discover(default_cassettes_dir())
 assert files and all(load(f).interactions for f in files), files
+from mockserver.inspector import ASSETS, asset_bytes
+assert all(asset_bytes(name) for name in ASSETS)  # the inspector page, from the wheel
 print("ok", len(files))
 """
 
@@ -45,6 +47,9 @@ def test_wheel_install_works_without_the_source_tree(tmp_path: Path) -> None:
         "mockserver/profiles/deepseek-v3-anthropic.yaml",
         "mockserver/cassettes/text.yaml",
         "mockserver/py.typed",
+        "mockserver/static/index.html",  # the inspector page
+        "mockserver/static/app.js",
+        "mockserver/static/style.css",
     ):
         assert needed in names
     target = tmp_path / "site"
