@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jsonschema
+from referencing.exceptions import Unresolvable
 
 from . import protocol as p
 
@@ -308,13 +309,18 @@ def _with_prompt_path(value: Json, schema: Json, prompt: str) -> Json:
 
 def tool_input(tool: Json, rng: random.Random, prompt: str = "") -> Json:
     schema = tool.get("input_schema") or {"type": "object"}
-    value = value_for_schema(schema, rng)
+    try:
+        value = value_for_schema(schema, rng)
+    except (TypeError, ValueError, AttributeError, RecursionError):
+        # a malformed schema (e.g. "properties": true): the rules let it through, so the
+        # composer must not fail on it (a 500); the tool is called without arguments
+        return {}
     if not isinstance(value, dict):
         value = {}
     try:
         jsonschema.validate(value, schema)
-    except (jsonschema.ValidationError, jsonschema.SchemaError):
-        return {}
+    except (jsonschema.ValidationError, jsonschema.SchemaError, Unresolvable):
+        return {}  # (Unresolvable: a "$ref" to nowhere)
     filled = _with_prompt_path(value, schema, prompt) if isinstance(schema, dict) else value
     if filled != value and jsonschema.validators.validator_for(schema)(schema).is_valid(filled):
         return filled
