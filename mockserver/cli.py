@@ -72,6 +72,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sp.add_argument("--no-validate", action="store_true", help="skip contract checks on records")
     sp.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    sp.add_argument(
+        "--read-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a client gets to send its request headers, and again its body (default 60)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -91,6 +97,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ignore_paths=tuple(args.ignore_paths),
         fault_config=args.fault_config,
         workers=args.workers,
+        read_timeout=args.read_timeout,
     )
 
 
