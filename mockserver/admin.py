@@ -150,6 +150,16 @@ async def reload(state: State, request: web.Request) -> Any:
 # --- plumbing -------------------------------------------------------------------------
 
 
+def require_admin(state: State, request: web.Request) -> None:
+    """Raise the admin API's 401 unless the request carries the admin token (when one is set)."""
+    if not _authorized(state, request):
+        raise ApiError(
+            401,
+            p.AUTHENTICATION,
+            f"admin API: send the admin token as {p.H_ADMIN_TOKEN} header or ?token=",
+        )
+
+
 def _authorized(state: State, request: web.Request) -> bool:
     token = state.settings.admin_token
     if not token:
@@ -164,12 +174,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     rid = state.new_request_id()
     headers = {p.H_REQUEST_ID: rid}
     try:
-        if not _authorized(state, request):
-            raise ApiError(
-                401,
-                p.AUTHENTICATION,
-                f"admin API: send the admin token as {p.H_ADMIN_TOKEN} header or ?token=",
-            )
+        require_admin(state, request)
         methods = ROUTES.get(name)
         if methods is None:
             raise ApiError.not_found(f"Not Found: {p.ADMIN_PREFIX}/{name}")

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from . import cassette as cas
 from . import protocol as p
-from .admin import _authorized, _json
+from .admin import _json, require_admin
 from .errors import ApiError, error_body
 from .journal import Exchange
 from .sse import dumps
@@ -273,12 +273,7 @@ def _admin(fn: AdminCall) -> Callable[[web.Request], Awaitable[web.StreamRespons
         rid = state.new_request_id()
         headers = {p.H_REQUEST_ID: rid, "cache-control": "no-store"}
         try:
-            if not _authorized(state, request):
-                raise ApiError(
-                    401,
-                    p.AUTHENTICATION,
-                    f"admin API: send the admin token as {p.H_ADMIN_TOKEN} header or ?token=",
-                )
+            require_admin(state, request)
             result = await fn(state, request)
         except ApiError as exc:
             body = error_body(state.profile.dialect, exc.error_type, exc.message, rid)
