@@ -44,8 +44,11 @@ typecheck: $(VENV)/.installed-test
 
 check: lint typecheck test
 
+# wrk (Debian package) is the load generator when it can be installed; else the Python one
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk >/dev/null 2>&1 \
+		|| echo "wrk not installed: the Python load generator measures instead"
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 soak: $(VENV)/.installed-test
 	$(BIN)/python -m bench.soak

@@ -129,9 +129,17 @@ async def messages(state: State, req: ApiRequest) -> Reply:
     if unchecked is not None:  # record modes: the upstream, not our rules, judges the request
         reply: Reply = await unchecked(req)
         return reply
-    checked = await _off_loop(
-        req, rules.check, req, state.profile, state.counter, api_keys=state.settings.api_keys
+    # exact_tokens=False: no source reads ``input_tokens``, so only a prompt that may be near
+    # the context limit is tokenized; a small body is checked here, without a coroutine more
+    check = functools.partial(
+        rules.check,
+        req,
+        state.profile,
+        state.counter,
+        api_keys=state.settings.api_keys,
+        exact_tokens=False,
     )
+    checked = await _off_loop(req, check) if req.raw_size > LARGE_BODY_BYTES else check()
     return await state.source.reply(req, checked)
 
 
@@ -295,7 +303,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raw_size=len(raw),
             request_id=request_id,
             received_at=time.time(),
-            extras={"query_params": dict(request.query), "raw_body": raw},
+            extras={
+                "query_params": dict(request.query) if request.query_string else {},
+                "raw_body": raw,
+            },
         )
         ex = state.journal.open(
             time=req.received_at,
@@ -335,10 +346,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         out_headers.update(ratelimit_headers(state))
         out_headers[p.H_COST] = _charge(state, ex, reply)
     out_headers.update(reply.headers)
-    reply = reply.with_(headers=out_headers)
     _finish_exchange(ex, reply, t0)
     try:
-        return await write_reply(request, reply, state.settings.speed)
+        return await write_reply(request, reply, state.settings.speed, headers=out_headers)
     except (Disconnected, ConnectionError) as exc:
         # the reply asked for a drop, or the client went away (e.g. its timeout during a
         # stall): the connection is closed, so aiohttp's attempt to finish this placeholder

@@ -29,6 +29,8 @@ from .errors import ConfigError
 from .faults import Fault, FaultPlan, FaultSpecError, parse_faults
 from .request import ApiRequest
 
+#: the plan of a request without faults (plans are immutable: one object serves them all)
+NO_FAULTS = FaultPlan()
 _RULE_KEYS = frozenset({"fault", "match", "times", "probability", "seed", "id"})
 _MATCH_KEYS = frozenset({"path", "model", "body"})
 _PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[['\"]([^'\"]*)['\"]\]")
@@ -245,6 +247,8 @@ class FaultBook:
         """The faults ``req`` gets: its header's, then the firing rules'; ``times`` counted
         per canonical request key.  A bad header raises ``FaultSpecError``."""
         header = req.headers.get(p.H_FAULT, "")
+        if not header and not self._rules:  # the usual request: nothing to parse or fire
+            return NO_FAULTS
         faults: list[Fault] = list(parse_faults(header)) if header.strip() else []
         with self._lock:
             for rule in self._rules:

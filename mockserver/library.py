@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from . import cassette as cas
 from . import protocol as p
+from . import sse
 from .errors import CassetteError, ConfigError
 from .matching import Exhausted, Hit, Index, NearMiss, rank_near_misses
 
@@ -31,7 +32,7 @@ log = logging.getLogger("mockserver.library")
 H_CASSETTE: Final = p.H_CASSETTE
 CACHE_ENV: Final = "MOCKSERVER_CACHE_DIR"
 CACHE_MIN_BYTES: Final = 1 << 20
-_CACHE_FORMAT: Final = 1
+_CACHE_FORMAT: Final = 2  # 2: event data and JSON bodies stored as their wire text
 
 
 def cassette_name(value: str) -> str:
@@ -114,6 +115,36 @@ def _parse_checked(path: Path) -> Any:
     return data
 
 
+def as_wire_text(data: Any) -> Any:
+    """Checked cassette data with each event's ``data`` and each JSON ``body`` replaced by the
+    text they are sent as (``body_text``): what ``cassette_from_dict`` would serialize on every
+    load, done once (and kept so in the parse cache, which then loads a few big strings
+    instead of many small objects).  ``cassette_from_dict`` gives the same cassette for both."""
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        return data
+    out = dict(data)
+    out["interactions"] = [_interaction_text(i) for i in data["interactions"]]
+    return out
+
+
+def _interaction_text(inter: Any) -> Any:
+    resp = inter.get("response") if isinstance(inter, dict) else None
+    if not isinstance(resp, dict):
+        return inter
+    resp = dict(resp)
+    events = resp.get("events")
+    if isinstance(events, list):
+        resp["events"] = [
+            {**e, "data": sse.dumps(e["data"])}
+            if isinstance(e, dict) and "data" in e and not isinstance(e["data"], str)
+            else e
+            for e in events
+        ]
+    elif "body" in resp and "body_text" not in resp and "body_b64" not in resp:
+        resp["body_text"] = sse.dumps(resp.pop("body"))
+    return {**inter, "response": resp}
+
+
 # --- the library ------------------------------------------------------------------------------
 
 
@@ -164,7 +195,7 @@ class Library:
                 try:
                     data = cache.get(name, stamp)
                     if data is None:
-                        data = _parse_checked(path)
+                        data = as_wire_text(_parse_checked(path))
                         cache.put(name, stamp, data)
                     c = cas.cassette_from_dict(data, path)
                 except (CassetteError, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -238,7 +269,10 @@ class Library:
         *,
         cassette: str | None = None,
         strict: bool = False,
+        raw: bytes | None = None,
     ) -> Hit | Exhausted | None:
+        """The next recorded interaction for the request (see ``Index.lookup``; ``raw``: the
+        exact bytes ``body`` was parsed from, when known, to reuse a repeated request's key)."""
         accept: Callable[[Hashable], bool] | None = None
         if cassette is not None:
             want = self._by_name.get(cassette, -1)
@@ -247,7 +281,7 @@ class Library:
                 return isinstance(ref, tuple) and ref[0] == want
 
         return self.index.lookup(
-            method, path, body, scope=cassette or "", accept=accept, strict=strict
+            method, path, body, scope=cassette or "", accept=accept, strict=strict, raw=raw
         )
 
     def mark_used(self, ref: Hashable) -> None:

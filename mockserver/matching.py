@@ -46,6 +46,8 @@ class _Absent:
 
 
 _MISSING: Final = _Absent()
+#: request keys remembered by ``Index`` (by a digest of the request bytes; ~200 bytes each)
+KEY_MEMO_MAX: Final = 20_000
 
 # --- canonical form ------------------------------------------------------------------------------
 
@@ -170,10 +172,12 @@ def drop_path(value: Any, parts: Sequence[PathPart]) -> None:
                 value[head] = ABSENT  # keep later indexes stable
 
 
+#: ``json.dumps(..., sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, built once
+_KEY_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def digest(method: str, path: str, body: Any) -> str:
-    text = json.dumps(
-        [method.upper(), path, body], sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+    text = _KEY_JSON.encode([method.upper(), path, body])
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -277,6 +281,9 @@ class Index:
         self._groups: dict[tuple[str, ...], _Group] = {}
         self._served: dict[tuple[str, tuple[str, ...], str], int] = {}
         self._size = 0
+        #: request-bytes digest -> (number of groups then, each group's key): a repeated
+        #: request (the same bytes) skips the canonical form and its JSON; see ``lookup``
+        self._memo: dict[bytes, tuple[int, list[tuple[_Group, str]]]] = {}
 
     def __len__(self) -> int:
         return self._size
@@ -324,16 +331,15 @@ class Index:
         scope: str = "",
         accept: Callable[[Hashable], bool] | None = None,
         strict: bool = False,
+        raw: bytes | None = None,
     ) -> Hit | Exhausted | None:
         """Serve the next interaction of the request's recorded sequence (see module doc).
 
         ``accept`` narrows the candidates (e.g. to one cassette); ``scope`` names that
-        narrowing so each scope walks its own sequence.
+        narrowing so each scope walks its own sequence.  ``raw``, the exact bytes ``body``
+        was parsed from, lets a repeated request reuse its keys (same bytes, same body).
         """
-        canon = canonical_body(body)
-        many = len(self._groups) > 1
-        for group in self._groups.values():
-            key = self._key(group, method, path, canon, copy_first=many)
+        for group, key in self._keys(method, path, body, raw):
             refs = group.keys.get(key)
             if not refs:
                 continue
@@ -349,6 +355,30 @@ class Index:
             pos = min(n, len(refs) - 1)
             return Hit(refs[pos], pos, len(refs), repeated=n >= len(refs))
         return None
+
+    def _keys(
+        self, method: str, path: str, body: Any, raw: bytes | None
+    ) -> list[tuple[_Group, str]]:
+        """Each group's key of the request, in group order (memoized by ``raw``)."""
+        memo_key = None
+        if raw is not None:
+            memo_key = hashlib.blake2b(
+                b"%s %s\n%s" % (method.encode(), path.encode(), raw), digest_size=16
+            ).digest()
+            known = self._memo.get(memo_key)
+            if known is not None and known[0] == len(self._groups):
+                return known[1]
+        canon = canonical_body(body)
+        many = len(self._groups) > 1
+        keys = [
+            (group, self._key(group, method, path, canon, copy_first=many))
+            for group in self._groups.values()
+        ]
+        if memo_key is not None:
+            if len(self._memo) >= KEY_MEMO_MAX:
+                self._memo.clear()
+            self._memo[memo_key] = (len(keys), keys)
+        return keys
 
     def reset(self) -> None:
         """Start every recorded sequence from its beginning again."""

@@ -165,7 +165,15 @@ class ReplaySource:
         await self.library.ready()
         scope = self.scope(req)
         strict = self.state.settings.strict_sequence
-        found = self.library.find(req.method, req.path, req.body, cassette=scope, strict=strict)
+        raw = req.extras.get("raw_body")
+        found = self.library.find(
+            req.method,
+            req.path,
+            req.body,
+            cassette=scope,
+            strict=strict,
+            raw=raw if isinstance(raw, bytes) else None,
+        )
         if isinstance(found, Hit):
             self.library.mark_used(found.ref)
             return self.prepared_reply(found.ref, req.stream)

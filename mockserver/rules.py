@@ -28,6 +28,8 @@ TOOL_USE_ID_PATTERN = "^[a-zA-Z0-9_-]+$"
 _TOOL_NAME = re.compile(TOOL_NAME_PATTERN[1:-1])
 _TOOL_USE_ID = re.compile(TOOL_USE_ID_PATTERN[1:-1])
 MAX_MESSAGES = 100_000
+#: ``CheckedRequest.input_tokens`` of a request checked without counting (``exact_tokens``)
+NOT_COUNTED = -1
 
 #: request content blocks the alias knows (anything else is a tag error)
 MESSAGE_BLOCKS = (
@@ -68,7 +70,7 @@ class CheckedRequest:
     body: dict[str, Any]
     model: str  # the served model id (after ``unknown_model: map``)
     max_tokens: int  # effective (after ``max_tokens_over_limit: clamp``); 0 for count_tokens
-    input_tokens: int  # ``TokenCounter.request(body)``
+    input_tokens: int  # ``TokenCounter.request(body)``; NOT_COUNTED: see ``check``
     stream: bool
     tools: tuple[Mapping[str, Any], ...]
     tool_choice: Mapping[str, Any] | None
@@ -536,8 +538,11 @@ def _prompt_fields(
     return messages, tools, choice
 
 
-def check_messages_body(body: Any, profile: Profile, counter: TokenCounter) -> CheckedRequest:
-    """Every check of a ``POST /v1/messages`` body after auth and version."""
+def check_messages_body(
+    body: Any, profile: Profile, counter: TokenCounter, *, exact_tokens: bool = True
+) -> CheckedRequest:
+    """Every check of a ``POST /v1/messages`` body after auth and version (``exact_tokens``:
+    see ``check``)."""
     obj = _body_object(body)
     requested = check_model_field(obj)
     max_tokens = check_max_tokens_field(obj, profile)
@@ -546,8 +551,11 @@ def check_messages_body(body: Any, profile: Profile, counter: TokenCounter) -> C
     check_tool_results(messages)
     model = resolve_model(requested, profile)
     max_tokens = effective_max_tokens(max_tokens, model, profile)
-    input_tokens = counter.request(obj)
-    check_context(input_tokens, max_tokens, profile)
+    if exact_tokens or not _surely_fits(obj, max_tokens, profile, counter):
+        input_tokens = counter.request(obj)
+        check_context(input_tokens, max_tokens, profile)
+    else:
+        input_tokens = NOT_COUNTED
     return CheckedRequest(
         body=obj,
         model=model,
@@ -581,14 +589,35 @@ def check_count_tokens_body(body: Any, profile: Profile, counter: TokenCounter) 
 
 
 def check(
-    req: ApiRequest, profile: Profile, counter: TokenCounter, *, api_keys: tuple[str, ...] = ()
+    req: ApiRequest,
+    profile: Profile,
+    counter: TokenCounter,
+    *,
+    api_keys: tuple[str, ...] = (),
+    exact_tokens: bool = True,
 ) -> CheckedRequest:
-    """All checks of a request to ``/v1/messages`` (or ``/v1/messages/count_tokens``)."""
+    """All checks of a request to ``/v1/messages`` (or ``/v1/messages/count_tokens``).
+
+    With ``exact_tokens=False`` a message request whose prompt is sure to fit the context
+    window (its UTF-8 size bounds its token count) is not tokenized: the same errors, and
+    ``input_tokens`` is ``NOT_COUNTED`` (for callers that do not read it, e.g. replay).
+    """
     check_auth(req, api_keys)
     check_version(req, profile)
     if req.path == p.PATH_COUNT_TOKENS:
         return check_count_tokens_body(req.body, profile, counter)
-    return check_messages_body(req.body, profile, counter)
+    return check_messages_body(req.body, profile, counter, exact_tokens=exact_tokens)
+
+
+def _surely_fits(
+    body: Mapping[str, Any], max_tokens: int, profile: Profile, counter: TokenCounter
+) -> bool:
+    """True when the context check must pass whatever the exact count: the tokenizer is
+    byte-level BPE, so a prompt has at most as many tokens as UTF-8 bytes."""
+    bound = counter.request_bound(body)
+    if profile.context_rule == "prompt_plus_max_tokens":
+        bound += max_tokens
+    return bound <= profile.context_window
 
 
 def check_count_tokens(

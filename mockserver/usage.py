@@ -6,17 +6,21 @@ Cost is exact decimal arithmetic on the profile's prices per 1M tokens:
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from .profile import Prices
 
+#: distinct pending usage records before they are summed (see ``UsageMeter.record``)
+_PENDING_MAX = 1024
 FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 _MILLION = Decimal(1_000_000)
 
 
+@functools.lru_cache(maxsize=256)
 def _price(value: float) -> Decimal:
     """A YAML price (a float) as the decimal written in the file: ``0.14``."""
     return Decimal(repr(float(value)))
@@ -38,10 +42,24 @@ def cost(usage: Mapping[str, Any], prices: Prices) -> Decimal:
     writes_1h = 0
     if prices.cache_write_1h is not None and isinstance(breakdown, Mapping):
         writes_1h = min(_tokens(breakdown, "ephemeral_1h_input_tokens"), writes)
+    return _cost(
+        _tokens(usage, "input_tokens"),
+        _tokens(usage, "output_tokens"),
+        _tokens(usage, "cache_read_input_tokens"),
+        writes,
+        writes_1h,
+        prices,
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # replies repeat their token counts (replays: always)
+def _cost(
+    inp: int, out: int, cache_read: int, writes: int, writes_1h: int, prices: Prices
+) -> Decimal:
     total = (
-        _tokens(usage, "input_tokens") * _price(prices.input)
-        + _tokens(usage, "output_tokens") * _price(prices.output)
-        + _tokens(usage, "cache_read_input_tokens") * _price(prices.cache_read)
+        inp * _price(prices.input)
+        + out * _price(prices.output)
+        + cache_read * _price(prices.cache_read)
         + (writes - writes_1h) * _price(prices.cache_write)
     )
     if writes_1h:
@@ -49,6 +67,7 @@ def cost(usage: Mapping[str, Any], prices: Prices) -> Decimal:
     return total / _MILLION
 
 
+@functools.lru_cache(maxsize=4096)
 def format_usd(value: Decimal) -> str:
     """Plain decimal text, no exponent, no trailing zeros: ``0.00000308``, ``0``."""
     text = format(value.normalize(), "f")
@@ -60,10 +79,17 @@ def _empty() -> dict[str, Any]:
 
 
 def _add(bucket: dict[str, Any], usage: Mapping[str, Any], amount: Decimal) -> None:
-    bucket["requests"] += 1
-    for key in FIELDS:
-        bucket[key] += _tokens(usage, key)
-    bucket["cost"] += amount
+    _add_counts(bucket, [_tokens(usage, key) for key in FIELDS], amount)
+
+
+def _add_counts(
+    bucket: dict[str, Any], counts: Sequence[int], amount: Decimal, times: int = 1
+) -> None:
+    bucket["requests"] += times
+    for key, n in zip(FIELDS, counts, strict=True):
+        if n:
+            bucket[key] += n * times
+    bucket["cost"] += amount * times if times != 1 else amount
 
 
 def _json(bucket: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,19 +107,38 @@ class UsageMeter:
         self._total = _empty()
         self._by_model: dict[str, dict[str, Any]] = {}
         self._by_key: dict[str, dict[str, Any]] = {}
+        #: replies counted but not yet added to the sums, as ``(model, key, counts, cost) ->
+        #: how many``: a reply costs one dict update, the sums are made when read
+        self._pending: dict[tuple[str, str, tuple[int, ...], Decimal], int] = {}
 
     def record(self, usage: Mapping[str, Any], model: str | None, api_key: str) -> Decimal:
         """Count one reply; returns its cost."""
         amount = cost(usage, self.prices)
+        entry = (model or "unknown", api_key, tuple(_tokens(usage, k) for k in FIELDS), amount)
         with self._lock:
-            _add(self._total, usage, amount)
-            _add(self._by_model.setdefault(model or "unknown", _empty()), usage, amount)
-            _add(self._by_key.setdefault(api_key, _empty()), usage, amount)
+            self._pending[entry] = self._pending.get(entry, 0) + 1
+            if len(self._pending) >= _PENDING_MAX:
+                self._flush()
         return amount
+
+    def _flush(self) -> None:
+        """Add the pending replies to the sums (with the lock held)."""
+        pending, self._pending = self._pending, {}
+        for (model, api_key, counts, amount), times in pending.items():
+            _add_counts(self._total, counts, amount, times)
+            by_model = self._by_model.get(model)
+            if by_model is None:
+                by_model = self._by_model[model] = _empty()
+            _add_counts(by_model, counts, amount, times)
+            by_key = self._by_key.get(api_key)
+            if by_key is None:
+                by_key = self._by_key[api_key] = _empty()
+            _add_counts(by_key, counts, amount, times)
 
     def snapshot(self) -> dict[str, Any]:
         """The ``GET /_mockserver/usage`` shape (``cost_usd`` as an exact decimal string)."""
         with self._lock:
+            self._flush()
             out = _json(self._total)
             out["by_model"] = {k: _json(v) for k, v in sorted(self._by_model.items())}
             out["by_api_key"] = {k: _json(v) for k, v in sorted(self._by_key.items())}
@@ -101,6 +146,7 @@ class UsageMeter:
 
     def reset(self) -> None:
         with self._lock:
+            self._pending = {}
             self._total = _empty()
             self._by_model.clear()
             self._by_key.clear()

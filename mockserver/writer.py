@@ -56,12 +56,22 @@ def _pieces(data: bytes, rng: random.Random) -> list[bytes]:
     return out
 
 
-async def write_reply(request: web.Request, reply: Reply, speed: float) -> web.StreamResponse:
-    """Write ``reply``; ``speed`` divides recorded delays (``inf`` = no delays)."""
+async def write_reply(
+    request: web.Request,
+    reply: Reply,
+    speed: float,
+    *,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """Write ``reply``; ``speed`` divides recorded delays (``inf`` = no delays).
+
+    ``headers``, when given, are sent instead of ``reply.headers`` (a dict the caller hands
+    over: it may be changed).
+    """
     if reply.disconnect_at == -1:
         _abort(request)
         raise Disconnected("disconnect before headers")
-    headers = dict(reply.headers)
+    headers = dict(reply.headers) if headers is None else headers
     if not reply.is_stream:
         # a JSON reply is one "event", its body, at index 0
         headers.setdefault(p.H_CONTENT_TYPE, p.CT_JSON)
@@ -97,8 +107,22 @@ async def write_reply(request: web.Request, reply: Reply, speed: float) -> web.S
         await _write_live(request, resp, reply.live)
         await resp.write_eof()
         return resp
-    rng = random.Random(reply.rechunk_seed) if reply.rechunk_seed is not None else None
     at = reply.at_ms
+    timed = at is not None and speed != float("inf")
+    if (
+        not timed
+        and reply.rechunk_seed is None
+        and reply.disconnect_at is None
+        and not reply.stall_ms
+        and not reply.stall_all_ms
+    ):  # the common case, no delivery fault and no delays: nothing to decide per event
+        for event in reply.events or ():
+            await resp.write(event.wire())
+        if reply.tail:
+            await resp.write(reply.tail)
+        await resp.write_eof()
+        return resp
+    rng = random.Random(reply.rechunk_seed) if reply.rechunk_seed is not None else None
     start = time.monotonic()
     for idx, event in enumerate(reply.events or ()):
         if reply.disconnect_at == idx:
@@ -107,7 +131,7 @@ async def write_reply(request: web.Request, reply: Reply, speed: float) -> web.S
         pause = reply.stall_ms.get(idx, 0.0) + reply.stall_all_ms
         if pause:
             await _pause(request, pause / 1000)
-        if at is not None and speed != float("inf") and idx < len(at):
+        if timed and at is not None and idx < len(at):
             due = start + at[idx] / 1000 / speed
             delay = due - time.monotonic()
             if delay > 0:

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m bench`` (``make bench``); see ``bench/__main__.py``."""
