@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mockserver import protocol as p
-from mockserver import sse
+from mockserver import protocol as p, sse
 from mockserver.cassette import (
     Cassette,
     Interaction,

@@ -35,8 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from mockserver import cassette as cas
-from mockserver import conformance
+from mockserver import cassette as cas, conformance
 from mockserver.config import default_cassettes_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -12,8 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import admin, rules
-from . import protocol as p
+from . import admin, protocol as p, rules
 from .config import Settings
 from .errors import ApiError, error_body
 from .faults import FaultPlan, FaultSpecError

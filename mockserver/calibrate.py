@@ -30,8 +30,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from . import cassette
-from . import protocol as p
+from . import cassette, protocol as p
 from .errors import CassetteError, ConfigError
 from .profile import DEFAULT_PROFILE, Overheads, load_profile
 from .tokens import TokenCounter, overhead

@@ -26,8 +26,7 @@ from typing import Any, Final
 
 import yaml
 
-from . import protocol as p
-from . import sse
+from . import protocol as p, sse
 from .errors import CassetteError
 
 VERSION: Final = 1

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import cassette as cas
-from . import conformance, sse
+from . import cassette as cas, conformance, sse
 from .errors import CassetteError
 from .violations import CASSETTE_RAW_MISMATCH, Violation
 

@@ -9,9 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cassette as cas
-from . import cassette_store as store
-from . import sse
+from . import cassette as cas, cassette_store as store, sse
 from .calibrate import add_calibrate_parser
 from .cassette_checks import lint_file
 from .config import default_cassettes_dir

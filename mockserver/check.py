@@ -30,8 +30,7 @@ from typing import Any
 
 import yaml
 
-from . import conformance as c
-from . import violations as v
+from . import conformance as c, violations as v
 from .grammar import NOT_JSON, parse_json
 from .sse import decode_all
 from .validation import schema_violations

@@ -21,8 +21,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, Final, ParamSpec
 
-from . import protocol as p
-from . import violations as v
+from . import protocol as p, violations as v
 from .grammar import stream_violations
 from .sse import decode_all
 from .validation import is_valid, schema_violations

@@ -23,8 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import matching
-from . import protocol as p
+from . import matching, protocol as p
 from .errors import ConfigError
 from .faults import Fault, FaultPlan, FaultSpecError, parse_faults
 from .request import ApiRequest

@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from . import protocol as p
-from . import violations as v
+from . import protocol as p, violations as v
 from .sse import Event
 from .validation import schema_violations
 from .violations import Violation

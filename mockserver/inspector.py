@@ -25,8 +25,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from . import cassette as cas
-from . import protocol as p
+from . import cassette as cas, protocol as p
 from .admin import _json, require_admin
 from .errors import ApiError, error_body
 from .journal import Exchange

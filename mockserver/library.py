@@ -20,9 +20,7 @@ from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from . import cassette as cas
-from . import protocol as p
-from . import sse
+from . import cassette as cas, protocol as p, sse
 from .errors import CassetteError, ConfigError
 from .matching import Exhausted, Hit, Index, NearMiss, rank_near_misses
 

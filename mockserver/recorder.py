@@ -28,10 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
-from . import cassette as cas
-from . import cassette_store as store
-from . import protocol as p
-from . import sse
+from . import cassette as cas, cassette_store as store, protocol as p, sse
 from .cassette_checks import contract_violations
 from .config import UPSTREAM_KEY_ENV
 from .errors import ApiError, CassetteError, error_body

@@ -13,9 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
-from . import cassette as cas
-from . import protocol as p
-from . import sse
+from . import cassette as cas, protocol as p, sse
 from .errors import error_body
 from .library import H_CASSETTE, Library, cassette_name
 from .matching import Exhausted, Hit, NearMiss

@@ -11,7 +11,6 @@ is read from the ``Profile``; unknown top-level fields are accepted and ignored.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,20 @@ from typing import Any
 
 from . import protocol as p
 from .errors import ApiError
+from .field_errors import (
+    NO_TAG,
+    NOT_BOOL,
+    NOT_DICT,
+    NOT_LIST,
+    NOT_STR,
+    NOT_UNION_DICT,
+    as_int as _as_int,
+    in_range as _range,
+    invalid as _invalid,
+    required as _required,
+    str_field as _str_field,
+    tag_error as _tag_error,
+)
 from .profile import Profile
 from .request import ApiRequest
 from .tokens import TokenCounter
@@ -52,16 +65,6 @@ _MEDIA_WHAT = {
     p.BLOCK_SEARCH_RESULT: "search_result blocks",
 }
 
-FIELD_REQUIRED = "Field required"
-NOT_DICT = "Input should be a valid dictionary"
-NOT_UNION_DICT = "Input should be a valid dictionary or object to extract fields from"
-NOT_LIST = "Input should be a valid list"
-NOT_STR = "Input should be a valid string"
-NOT_BOOL = "Input should be a valid boolean"
-NOT_INT = "Input should be a valid integer"
-NOT_NUMBER = "Input should be a valid number"
-NO_TAG = "Unable to extract tag using discriminator 'type'"
-
 
 @dataclass(frozen=True)
 class CheckedRequest:
@@ -75,63 +78,6 @@ class CheckedRequest:
     tools: tuple[Mapping[str, Any], ...]
     tool_choice: Mapping[str, Any] | None
     requested_model: str
-
-
-# --- small helpers ----------------------------------------------------------------------
-
-
-def _invalid(loc: str, message: str, *, deepseek: str | None = None) -> ApiError:
-    return ApiError.invalid(f"{loc}: {message}" if loc else message, deepseek_message=deepseek)
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def _tags(tags: tuple[str, ...]) -> str:
-    return ", ".join(f"'{t}'" for t in sorted(tags))
-
-
-def _tag_error(loc: str, tag: object, tags: tuple[str, ...], extra: str = "") -> ApiError:
-    return _invalid(
-        loc,
-        f"Input tag '{tag}' found using 'type' does not match any of the expected tags: "
-        f"{_tags(tags)}{extra}",
-    )
-
-
-def _as_int(v: object, loc: str, *, deepseek: str | None = None) -> int:
-    """An integer as pydantic's lax mode takes it (``1024.0`` is 1024)."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, float) and math.isfinite(v):
-        if v.is_integer():
-            return int(v)
-        raise _invalid(loc, f"{NOT_INT}, got a number with a fractional part", deepseek=deepseek)
-    raise _invalid(loc, NOT_INT, deepseek=deepseek)
-
-
-def _required(d: Mapping[str, Any], key: str, loc: str) -> Any:
-    if key not in d:
-        raise _invalid(f"{loc}.{key}" if loc else key, FIELD_REQUIRED)
-    return d[key]
-
-
-def _str_field(d: Mapping[str, Any], key: str, loc: str, *, optional: bool = False) -> None:
-    if optional and d.get(key) is None:
-        return
-    if not isinstance(_required(d, key, loc), str):
-        raise _invalid(f"{loc}.{key}" if loc else key, NOT_STR)
-
-
-def _range(v: object, loc: str, lo: float, hi: float | None) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise _invalid(loc, NOT_NUMBER)
-    x = float(v)
-    if x < lo:
-        raise _invalid(loc, f"Input should be greater than or equal to {_num(lo)}")
-    if hi is not None and x > hi:
-        raise _invalid(loc, f"Input should be less than or equal to {_num(hi)}")
 
 
 # --- auth and version -------------------------------------------------------------------

@@ -36,8 +36,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "mockserver.strategies needs hypothesis: pip install 'mockserver[test]'"
     ) from exc
 
-from . import protocol as p
-from . import sse
+from . import protocol as p, sse
 
 Json = dict[str, Any]
 Events = list[tuple[str, Json]]

@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-from . import conformance
-from . import protocol as p
+from . import conformance, protocol as p
 from .sse import Decoder, Event
 from .streaming import FoldError, fold
 

@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mockserver import create_app
-from mockserver import protocol as p
+from mockserver import create_app, protocol as p
 from mockserver.config import Settings
 from mockserver.errors import ConfigError
 from mockserver.journal import key_label

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mockserver import conformance as c
-from mockserver import protocol as p
+from mockserver import conformance as c, protocol as p
 from mockserver.config import Settings
 from mockserver.server import ServerThread
 

@@ -22,8 +22,7 @@ import anthropic._base_client as sdk_base
 import httpx2
 import pytest
 
-from mockserver import cassette as cas
-from mockserver import protocol as p
+from mockserver import cassette as cas, protocol as p
 from mockserver.config import Settings
 from mockserver.server import ServerThread
 from mockserver.sse import Event, decode_all, dumps

@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 from server_process import ServerProcess, running
 
-from mockserver import conformance as c
-from mockserver import protocol as p
+from mockserver import conformance as c, protocol as p
 from mockserver.app import MAX_ERROR_MESSAGE, MAX_JSON_DEPTH
 from mockserver.profile import load_profile
 

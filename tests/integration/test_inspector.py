@@ -24,8 +24,7 @@ import pytest
 from aiohttp import web
 from cdp import Browser, Page, chromium, ensure_chromium
 
-from mockserver import cassette as cas
-from mockserver import protocol as p
+from mockserver import cassette as cas, protocol as p
 from mockserver.cassette_checks import lint_file
 from mockserver.config import Settings
 from mockserver.journal import Exchange

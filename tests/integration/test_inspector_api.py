@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mockserver import cassette as cas
-from mockserver import protocol as p
+from mockserver import cassette as cas, protocol as p
 from mockserver.cassette_checks import lint_file
 from mockserver.config import Settings, default_cassettes_dir
 from mockserver.inspector import ASSETS, CSP

@@ -13,9 +13,7 @@ import anthropic
 import pytest
 from fake_upstream import call, json_call
 
-from mockserver import cassette as cas
-from mockserver import cassette_store as store
-from mockserver import conformance, sse
+from mockserver import cassette as cas, cassette_store as store, conformance, sse
 from mockserver.config import Settings
 from mockserver.library import CACHE_ENV
 from mockserver.matching import differences

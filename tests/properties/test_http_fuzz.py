@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mockserver import conformance as c
-from mockserver import protocol as p
-from mockserver import strategies as ms
+from mockserver import conformance as c, protocol as p, strategies as ms
 from mockserver.config import Settings
 from mockserver.server import ServerThread
 

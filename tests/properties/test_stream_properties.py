@@ -11,13 +11,9 @@ import json
 import re
 from typing import Any
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from mockserver import conformance as c
-from mockserver import protocol as p
-from mockserver import sse
-from mockserver import strategies as ms
+from mockserver import conformance as c, protocol as p, sse, strategies as ms
 from mockserver.grammar import fast_valid
 from mockserver.streaming import UnfoldPlan, fold, unfold
 from mockserver.validation import is_valid

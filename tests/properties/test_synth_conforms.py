@@ -11,8 +11,7 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 
-from mockserver import conformance
-from mockserver import strategies as ms
+from mockserver import conformance, strategies as ms
 from mockserver.config import Settings
 from mockserver.server import ServerThread
 from mockserver.sse import decode_all

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from mockserver import cassette as cas
-from mockserver import cassette_store as store
-from mockserver import library, sse
+from mockserver import cassette as cas, cassette_store as store, library, sse
 from mockserver.cli import main
 from mockserver.errors import CassetteError
 from mockserver.library import Library

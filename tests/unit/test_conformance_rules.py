@@ -25,9 +25,7 @@ from typing import Any
 
 import pytest
 
-from mockserver import conformance as c
-from mockserver import sse
-from mockserver import violations as v
+from mockserver import conformance as c, sse, violations as v
 from mockserver.grammar import fast_valid
 from mockserver.streaming import fold
 from mockserver.validation import is_valid

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from mockserver import cassette as cas
-from mockserver import sse
+from mockserver import cassette as cas, sse
 from mockserver.config import default_cassettes_dir
 from mockserver.library import as_wire_text
 from mockserver.matching import Hit, Index

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from mockserver import protocol as p
-from mockserver import rules
+from mockserver import protocol as p, rules
 from mockserver.errors import ApiError, error_body
 from mockserver.profile import Profile, load_profile
 from mockserver.request import ApiRequest

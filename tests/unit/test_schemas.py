@@ -13,8 +13,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from mockserver import protocol as p
-from mockserver import validation
+from mockserver import protocol as p, validation
 from mockserver.conformance import (
     check_count_tokens_request,
     check_count_tokens_response,
