@@ -132,7 +132,8 @@ def run(settings: Settings) -> int:
         many = f" ({settings.workers} processes)" if settings.workers > 1 else ""
         print(
             f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on "
-            f"{url}{many}\n  export ANTHROPIC_BASE_URL={url}",
+            f"{url}{many}\n  export ANTHROPIC_BASE_URL={url}\n"
+            f"  inspector: {url}/_mockserver/ui",
             flush=True,
         )
         watch = asyncio.ensure_future(_watch_workers(workers)) if workers else None
