@@ -25,23 +25,34 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
 from .config import DEFAULT_UPSTREAM, MODES, UPSTREAM_KEY_ENV
 from .errors import MockserverError
-from .fixture_server import (
-    RECORD_MODES,
-    MockServer,
-    Plan,
-    SessionHost,
-    default_cassette,
-    marker_cassette,
-    start_server,
-)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from .fixture_server import MockServer, Plan, SessionHost
 
 __all__ = ["MockServer"]
+
+
+def _fs() -> ModuleType:
+    """The server side of the plugin, imported on first use: a pytest run that never asks for
+    the fixture does not pay for importing the app."""
+    from . import fixture_server
+
+    return fixture_server
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MockServer":
+        return _fs().MockServer
+    raise AttributeError(name)
+
 
 MARKER: Final = "mockserver"
 MARKER_ARGS: Final = ("cassette", "mode", "fault", "profile", "assert_all_used", "set_env")
@@ -53,7 +64,7 @@ ENV_AUTH_TOKEN: Final = "ANTHROPIC_AUTH_TOKEN"
 #: what ``ANTHROPIC_API_KEY`` holds during a test when no key is set (the mock accepts any)
 DUMMY_API_KEY: Final = "sk-mockserver-dummy-key"
 
-_SERVER = pytest.StashKey[MockServer]()
+_SERVER = pytest.StashKey["MockServer"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -188,7 +199,11 @@ def make_plan(item: pytest.Item) -> Plan:
     cls = getattr(item, "cls", None)
     test = f"{cls.__name__}.{item.name}" if cls is not None else item.name
     ref = marked.get("cassette")
-    cassette = marker_cassette(base, module, ref) if ref else default_cassette(base, module, test)
+    cassette = (
+        _fs().marker_cassette(base, module, ref)
+        if ref
+        else _fs().default_cassette(base, module, test)
+    )
     upstream = (
         config.getoption("mockserver_upstream")
         or os.environ.get(UPSTREAM_ENV)
@@ -199,7 +214,7 @@ def make_plan(item: pytest.Item) -> Plan:
         profile = _profile(str(marked["profile"]), item.path.parent, _base(config))
     else:
         profile = _profile(str(config.getini("mockserver_profile")), _base(config))
-    return Plan(
+    plan: Plan = _fs().Plan(
         mode=_mode(config, marked.get("mode")),
         cassette=cassette,
         upstream=str(upstream),
@@ -210,6 +225,7 @@ def make_plan(item: pytest.Item) -> Plan:
             marked.get("assert_all_used"), config.getini("mockserver_assert_all_used")
         ),
     )
+    return plan
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -217,7 +233,7 @@ def make_plan(item: pytest.Item) -> Plan:
 
 @pytest.fixture(scope="session")
 def _mockserver_session() -> Iterator[SessionHost]:
-    host = SessionHost()  # starts nothing until a test asks for a session-scoped server
+    host = _fs().SessionHost()  # starts nothing until a test asks for a session-scoped server
     yield host
     host.close()
 
@@ -235,8 +251,8 @@ def mockserver(
     if plan.mode == "record":  # the cassette holds exactly this run
         plan.cassette.unlink(missing_ok=True)
     session = request.config.getini("mockserver_scope") == "session"
-    thread = _mockserver_session.serve(settings) if session else start_server(settings)
-    server = MockServer(thread, plan)
+    thread = _mockserver_session.serve(settings) if session else _fs().start_server(settings)
+    server = _fs().MockServer(thread, plan)
     try:
         for rule in plan.faults:
             try:
@@ -249,7 +265,7 @@ def mockserver(
                 if not (os.environ.get(ENV_API_KEY) or os.environ.get(ENV_AUTH_TOKEN)):
                     # recording forwards the client's key: the upstream key, when there is one
                     upstream_key = os.environ.get(UPSTREAM_KEY_ENV) or DUMMY_API_KEY
-                    recording = plan.mode in RECORD_MODES
+                    recording = plan.mode in _fs().RECORD_MODES
                     env.setenv(ENV_API_KEY, upstream_key if recording else DUMMY_API_KEY)
             request.node.stash[_SERVER] = server
             yield server
