@@ -75,3 +75,16 @@ def in_range(v: object, loc: str, lo: float, hi: float | None) -> None:
         raise invalid(loc, f"Input should be greater than or equal to {num(lo)}")
     if hi is not None and x > hi:
         raise invalid(loc, f"Input should be less than or equal to {num(hi)}")
+
+
+def union_tag(value: Any, loc: str, tags: tuple[str, ...]) -> str:
+    """The ``type`` tag of a tagged-union value (a block, ``tool_choice``, ``thinking``), with
+    the API's errors when the value is not an object, has no tag, or an unknown one."""
+    if not isinstance(value, dict):
+        raise invalid(loc, NOT_UNION_DICT)
+    if "type" not in value:
+        raise invalid(loc, NO_TAG)
+    kind = value["type"]
+    if kind not in tags:
+        raise tag_error(loc, kind, tags)
+    return str(kind)

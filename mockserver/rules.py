@@ -19,7 +19,6 @@ from typing import Any
 from . import protocol as p
 from .errors import ApiError
 from .field_errors import (
-    NO_TAG,
     NOT_BOOL,
     NOT_DICT,
     NOT_LIST,
@@ -31,6 +30,7 @@ from .field_errors import (
     required as _required,
     str_field as _str_field,
     tag_error as _tag_error,
+    union_tag as _union_tag,
 )
 from .profile import Profile
 from .request import ApiRequest
@@ -151,13 +151,7 @@ def _check_tool_result_content(content: Any, loc: str, profile: Profile) -> None
 def _check_block(
     block: Any, loc: str, profile: Profile, tags: tuple[str, ...] = MESSAGE_BLOCKS
 ) -> None:
-    if not isinstance(block, dict):
-        raise _invalid(loc, NOT_UNION_DICT)
-    if "type" not in block:
-        raise _invalid(loc, NO_TAG)
-    kind = block["type"]
-    if kind not in tags:
-        raise _tag_error(loc, kind, tags)
+    kind = _union_tag(block, loc, tags)
     floc = f"{loc}.{kind}"
     if kind == p.BLOCK_TEXT:
         _str_field(block, "text", floc)
@@ -326,13 +320,8 @@ def check_tool_choice(
     choice = body.get("tool_choice")
     if choice is None:
         return None
-    if not isinstance(choice, dict):
-        raise _invalid("tool_choice", NOT_UNION_DICT)
-    if "type" not in choice:
-        raise _invalid("tool_choice", NO_TAG)
-    kind = choice["type"]
-    if kind not in TOOL_CHOICES:
-        raise _tag_error("tool_choice", kind, TOOL_CHOICES)
+    kind = _union_tag(choice, "tool_choice", TOOL_CHOICES)
+    valid: dict[str, Any] = choice
     loc = f"tool_choice.{kind}"
     dptu = choice.get("disable_parallel_tool_use")
     if dptu is not None and not isinstance(dptu, bool):
@@ -343,7 +332,7 @@ def check_tool_choice(
             raise _invalid(f"{loc}.name", f"Tool '{choice['name']}' not found in `tools`")
     elif kind == "any" and not tools:
         raise _invalid("tool_choice", "tool_choice of type 'any' requires `tools`")
-    return choice
+    return valid
 
 
 def check_thinking(body: Mapping[str, Any], profile: Profile) -> None:
@@ -351,13 +340,7 @@ def check_thinking(body: Mapping[str, Any], profile: Profile) -> None:
     thinking = body.get("thinking")
     if thinking is None:
         return
-    if not isinstance(thinking, dict):
-        raise _invalid("thinking", NOT_UNION_DICT)
-    if "type" not in thinking:
-        raise _invalid("thinking", NO_TAG)
-    kind = thinking["type"]
-    if kind not in THINKING_TYPES:
-        raise _tag_error("thinking", kind, THINKING_TYPES)
+    kind = _union_tag(thinking, "thinking", THINKING_TYPES)
     if kind == "enabled":
         _as_int(
             _required(thinking, "budget_tokens", "thinking.enabled"),
