@@ -7,10 +7,11 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from . import admin, protocol as p, rules
 from .config import Settings
@@ -128,17 +129,20 @@ async def messages(state: State, req: ApiRequest) -> Reply:
     if unchecked is not None:  # record modes: the upstream, not our rules, judges the request
         reply: Reply = await unchecked(req)
         return reply
+    api_keys = state.settings.api_keys
+    checked = req.checked
+    if checked is not None:  # these bytes passed before: only the header checks can differ
+        rules.check_auth(req, api_keys)
+        rules.check_version(req, state.profile)
+        return await state.source.reply(req, checked)
     # exact_tokens=False: no source reads ``input_tokens``, so only a prompt that may be near
     # the context limit is tokenized; a small body is checked here, without a coroutine more
     check = functools.partial(
-        rules.check,
-        req,
-        state.profile,
-        state.counter,
-        api_keys=state.settings.api_keys,
-        exact_tokens=False,
+        rules.check, req, state.profile, state.counter, api_keys=api_keys, exact_tokens=False
     )
     checked = await _off_loop(req, check) if req.raw_size > LARGE_BODY_BYTES else check()
+    if req.raw:
+        state.checked.put(req.raw, checked)
     return await state.source.reply(req, checked)
 
 
@@ -265,14 +269,28 @@ def _reset_at(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second + 60))
 
 
-def ratelimit_headers(state: State) -> dict[str, str]:
+class _RatelimitCache:
+    """The ``anthropic-ratelimit-*`` headers of the current second, made once per second."""
+
+    limits: Mapping[str, int] | None = None
+    second = -1
+    headers: dict[str, str] = {}
+
+
+def ratelimit_headers(state: State) -> Mapping[str, str]:
+    """The profile's ``anthropic-ratelimit-*`` headers (shared: do not change the mapping)."""
     limits = state.profile.ratelimit
-    reset = _reset_at(int(time.time()))
+    second = int(time.time())
+    cache = _RatelimitCache
+    if cache.limits is limits and cache.second == second:
+        return cache.headers
+    reset = _reset_at(second)
     out: dict[str, str] = {}
     for key, limit_name, remaining_name, reset_name in _RATELIMIT_HEADERS:
         if key in limits:
             out[limit_name] = out[remaining_name] = str(limits[key])
             out[reset_name] = reset
+    cache.limits, cache.second, cache.headers = limits, second, out
     return out
 
 
@@ -280,65 +298,82 @@ def ratelimit_headers(state: State) -> dict[str, str]:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
+    """The app's catch-all route: the API pipeline (``front_handler`` skips the routing)."""
+    return await handle_api(request.app[STATE], request)
+
+
+async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
+    """One API request: parse -> check -> source -> fault -> write, journaled and charged."""
     state.served += 1
     t0 = time.monotonic()
     request_id = state.new_request_id()
+    method = request.method
     path = request.path
-    handler = route(request.method, path)
+    handler = route(method, path)
     headers = {k.lower(): v for k, v in request.headers.items()}
+    query = request.query_string
     body: Any = None
     ex: Exchange | None = None
     try:
         raw = await read_body(request, state.profile.max_request_bytes, state.settings.read_timeout)
-        if handler is not None and request.method == "POST":
-            body = parse_json(raw)
+        checked = None
+        if handler is not None and method == "POST":
+            # the same bytes checked before: their parsed body and checks are reused
+            checked = state.checked.get(raw) if handler is messages else None
+            body = checked.body if checked is not None else parse_json(raw)
         req = ApiRequest(
-            method=request.method,
-            path=path,
-            query=request.query_string,
-            headers=headers,
-            body=body,
-            raw_size=len(raw),
-            request_id=request_id,
-            received_at=time.time(),
-            extras={
-                "query_params": dict(request.query) if request.query_string else {},
-                "raw_body": raw,
-            },
+            method,
+            path,
+            query,
+            headers,
+            body,
+            len(raw),
+            request_id,
+            time.time(),
+            {"query_params": dict(request.query)} if query else _NO_EXTRAS,
+            raw,
+            checked,
         )
         ex = state.journal.open(
             time=req.received_at,
-            method=req.method,
+            method=method,
             path=path,
-            query=req.query,
+            query=query,
             headers=headers,
             body=body,
             request_id=request_id,
+            model=req.model,
+            stream=req.stream,
+            api_key=key_label(req.api_key),
+            lowercase=True,
         )
-        ex.model, ex.stream, ex.api_key = req.model, req.stream, key_label(req.api_key)
         if handler is None:
             raise ApiError.not_found()
         plan = fault_plan(state, req)
-        # a fault that replaces the reply skips the source (no upstream call, no replay turn used)
-        source_reply = None if plan.error is not None else await handler(state, req)
-        reply = plan.reply(
-            source_reply,
-            dialect=state.profile.dialect,
-            request_id=request_id,
-            ratelimit=state.profile.ratelimit,
-        )
+        if plan:
+            # a fault that replaces the reply skips the source (no upstream call, no replay
+            # turn used)
+            source_reply = None if plan.error is not None else await handler(state, req)
+            reply = plan.reply(
+                source_reply,
+                dialect=state.profile.dialect,
+                request_id=request_id,
+                ratelimit=state.profile.ratelimit,
+            )
+        else:  # the usual request: no fault to plan or apply
+            reply = await handler(state, req)
     except ApiError as exc:
         reply = error_reply(state, exc, request_id)
         if ex is None:
             ex = state.journal.open(
                 time=time.time(),
-                method=request.method,
+                method=method,
                 path=path,
-                query=request.query_string,
+                query=query,
                 headers=headers,
                 body=body,
                 request_id=request_id,
+                lowercase=True,
             )
     out_headers = {p.H_REQUEST_ID: request_id, p.H_SOURCE: reply.source}
     if path == p.PATH_MESSAGES:
@@ -347,7 +382,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     out_headers.update(reply.headers)
     _finish_exchange(ex, reply, t0)
     try:
-        return await write_reply(request, reply, state.settings.speed, headers=out_headers)
+        return await write_reply(request, reply, state.speed, headers=out_headers)
     except (Disconnected, ConnectionError) as exc:
         # the reply asked for a drop, or the client went away (e.g. its timeout during a
         # stall): the connection is closed, so aiohttp's attempt to finish this placeholder
@@ -355,10 +390,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if isinstance(exc, Disconnected):
             ex.fault = ex.fault or "disconnect"
         elif not _client_gone(request):  # not the client's socket (e.g. an upstream reset)
-            log.warning("connection error while writing %s %s: %s", request.method, path, exc)
+            log.warning("connection error while writing %s %s: %s", method, path, exc)
             if request.transport is not None:
                 request.transport.close()  # the reply is half-written: cut it off
         return web.Response(status=reply.status)
+
+
+#: ``ApiRequest.extras`` of a request without a query string
+_NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _client_gone(request: web.Request) -> bool:
@@ -388,9 +427,10 @@ def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
     ex.source = reply.source
     ex.fault = reply.fault
     ex.duration_ms = round((time.monotonic() - t0) * 1000, 3)
-    if reply.message is not None:
-        ex.usage = dict(reply.message.get("usage") or {})
-        ex.response = dict(reply.message)
+    message = reply.message
+    if message is not None:  # (shared with the reply, which nothing changes)
+        ex.usage = message.get("usage") or {}
+        ex.response = message
     elif reply.body is not None:
         try:
             ex.response = json.loads(reply.body)
@@ -408,21 +448,28 @@ async def guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Last line of defence: an unexpected exception is a 500 ``api_error``, never a traceback."""
+    return await _guarded(request.app[STATE], request, handler)
+
+
+async def _guarded(
+    state: State,
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:
         raise
     except ConnectionError as exc:
         if not _client_gone(request):
-            return _internal_error(request, exc)
+            return _internal_error(state, request, exc)
         return web.Response(status=500)  # the client went away: nothing to answer or log
     except Exception as exc:
-        return _internal_error(request, exc)
+        return _internal_error(state, request, exc)
 
 
-def _internal_error(request: web.Request, exc: Exception) -> web.StreamResponse:
+def _internal_error(state: State, request: web.Request, exc: Exception) -> web.StreamResponse:
     log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
-    state = request.app[STATE]
     rid = state.new_request_id()
     body = error_body(state.profile.dialect, p.API_ERROR, "Internal server error", rid)
     return web.Response(
@@ -430,6 +477,31 @@ def _internal_error(request: web.Request, exc: Exception) -> web.StreamResponse:
         body=dumps(body).encode(),
         headers={p.H_REQUEST_ID: rid, p.H_CONTENT_TYPE: p.CT_JSON},
     )
+
+
+def front_handler(
+    app: web.Application,
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The server's request handler for ``app`` (``web.Server.request_handler``).
+
+    An API request goes straight to the pipeline, guarded, without the router and the
+    middleware chain (a few microseconds of every request: the app's only API route is its
+    catch-all); ``/_mockserver/...`` and ``Expect: 100-continue`` go through the app.
+    """
+    state = app[STATE]
+    app_handle = app._handle
+    admin_prefix = p.ADMIN_PREFIX
+
+    async def api(request: web.Request) -> web.StreamResponse:
+        return await handle_api(state, request)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        assert isinstance(request, web.Request)  # made by the app's request factory
+        if request.path.startswith(admin_prefix) or hdrs.EXPECT in request.headers:
+            return await app_handle(request)
+        return await _guarded(state, request, api)
+
+    return handle
 
 
 def create_app(settings: Settings | None = None) -> web.Application:

@@ -31,6 +31,14 @@ def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in p.SECRET_HEADERS else v) for k, v in headers.items()}
 
 
+def _mask_lowercase(headers: Mapping[str, str]) -> dict[str, str]:
+    """``mask_headers`` of headers whose names are lower-case already (a copy)."""
+    out = dict(headers)
+    for name in p.SECRET_HEADERS.intersection(out):
+        out[name] = "***"
+    return out
+
+
 class WrittenStream:
     """A stream reply as written, kept by reference (no work on the hot path): its events,
     their ``at_ms`` offsets (recorded or replayed; ``None`` for a synthesized stream, all
@@ -96,7 +104,7 @@ class WrittenStream:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Exchange:
     id: int
     time: float
@@ -149,17 +157,27 @@ class Journal:
         headers: Mapping[str, str],
         body: Any,
         request_id: str,
+        model: str | None = None,
+        stream: bool = False,
+        api_key: str = "none",
+        lowercase: bool = False,
     ) -> Exchange:
+        """Log a request as it arrives (its reply is filled in later); ``lowercase``: the
+        header names are lower-case already."""
+        masked = _mask_lowercase(headers) if lowercase else mask_headers(headers)
         with self._lock:
             ex = Exchange(
-                id=next(self._ids),
-                time=time,
-                method=method,
-                path=path,
-                query=query,
-                headers=mask_headers(headers),
-                body=body,
-                request_id=request_id,
+                next(self._ids),
+                time,
+                method,
+                path,
+                query,
+                masked,
+                body,
+                request_id,
+                model=model,
+                stream=stream,
+                api_key=api_key,
             )
             self._items.append(ex)
         return ex

@@ -48,6 +48,8 @@ class _Absent:
 _MISSING: Final = _Absent()
 #: request keys remembered by ``Index`` (by a digest of the request bytes; ~200 bytes each)
 KEY_MEMO_MAX: Final = 20_000
+#: request bodies up to this size are memo keys themselves; larger ones by their digest
+KEY_MEMO_RAW_MAX: Final = 2048
 
 # --- canonical form ------------------------------------------------------------------------------
 
@@ -283,7 +285,7 @@ class Index:
         self._size = 0
         #: request-bytes digest -> (number of groups then, each group's key): a repeated
         #: request (the same bytes) skips the canonical form and its JSON; see ``lookup``
-        self._memo: dict[bytes, tuple[int, list[tuple[_Group, str]]]] = {}
+        self._memo: dict[Hashable, tuple[int, list[tuple[_Group, str]]]] = {}
 
     def __len__(self) -> int:
         return self._size
@@ -360,11 +362,17 @@ class Index:
         self, method: str, path: str, body: Any, raw: bytes | None
     ) -> list[tuple[_Group, str]]:
         """Each group's key of the request, in group order (memoized by ``raw``)."""
-        memo_key = None
+        memo_key: Hashable = None
         if raw is not None:
-            memo_key = hashlib.blake2b(
-                b"%s %s\n%s" % (method.encode(), path.encode(), raw), digest_size=16
-            ).digest()
+            # small bodies by their bytes (hashing them is cheaper than a digest), large ones
+            # by a digest (the memo must not hold megabytes of request bodies)
+            memo_key = (
+                (method, path, raw)
+                if len(raw) <= KEY_MEMO_RAW_MAX
+                else hashlib.blake2b(
+                    b"%s %s\n%s" % (method.encode(), path.encode(), raw), digest_size=16
+                ).digest()
+            )
             known = self._memo.get(memo_key)
             if known is not None and known[0] == len(self._groups):
                 return known[1]

@@ -93,8 +93,8 @@ class Recorder:
         """Send ``req`` upstream; the reply the client gets, recorded as it happens."""
         name, path = self.target(req)
         headers, secrets = upstream_headers(req.headers, os.environ.get(UPSTREAM_KEY_ENV))
-        raw = req.extras.get("raw_body")
-        data = raw if isinstance(raw, bytes) else sse.dumps(req.body).encode()
+        # the client's exact bytes go upstream (a request made in code has none: its body)
+        data = req.raw if req.raw or req.body is None else sse.dumps(req.body).encode()
         recorded = cas.RecordedRequest(
             method=req.method,
             path=req.path,

@@ -160,20 +160,20 @@ class ReplaySource:
             return value
 
     async def reply(self, req: ApiRequest, checked: CheckedRequest | None) -> Reply:
-        await self.library.ready()
-        scope = self.scope(req)
-        strict = self.state.settings.strict_sequence
-        raw = req.extras.get("raw_body")
-        found = self.library.find(
+        library = self.library
+        if not library.loaded:
+            await library.ready()
+        scope = self.scope(req) if H_CASSETTE in req.headers else None
+        found = library.find(
             req.method,
             req.path,
             req.body,
             cassette=scope,
-            strict=strict,
-            raw=raw if isinstance(raw, bytes) else None,
+            strict=self.state.settings.strict_sequence,
+            raw=req.raw or None,
         )
         if isinstance(found, Hit):
-            self.library.mark_used(found.ref)
+            library.mark_used(found.ref)
             return self.prepared_reply(found.ref, req.stream)
         if self.fallback is not None:
             return await self.fallback(req, checked)

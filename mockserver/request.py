@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
+
+if TYPE_CHECKING:
+    from .rules import CheckedRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,10 @@ class ApiRequest:
     request_id: str = ""
     received_at: float = 0.0
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: the body's exact bytes (``b""`` when not known)
+    raw: bytes = b""
+    #: the checks these exact bytes passed before (``memo.CheckedBodies``), if they did
+    checked: CheckedRequest | None = None
 
     @property
     def stream(self) -> bool:

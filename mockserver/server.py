@@ -26,7 +26,7 @@ from multiprocessing.process import BaseProcess
 from aiohttp import web
 
 from . import redaction
-from .app import create_app
+from .app import create_app, front_handler
 from .config import Settings
 from .errors import ConfigError
 from .state import STATE, State
@@ -77,6 +77,8 @@ async def start(settings: Settings) -> tuple[web.AppRunner, str, State]:
         lingering_time=min(10.0, settings.read_timeout),
     )
     await runner.setup()
+    if runner.server is not None:  # API requests skip the router and the middleware chain
+        runner.server.request_handler = front_handler(app)
     site = web.TCPSite(
         runner,
         settings.host,

@@ -15,6 +15,7 @@ from .cache import CacheLookup, PromptCache
 from .config import Settings
 from .fault_rules import FaultBook
 from .journal import Journal
+from .memo import CheckedBodies
 from .profile import Profile
 from .tokens import TokenCounter
 from .usage import UsageMeter
@@ -38,6 +39,11 @@ class State:
     usage: UsageMeter = field(init=False)
     #: prompt-cache simulation (profile ``cache`` policy)
     prompt_cache: PromptCache = field(init=False)
+    #: request bodies already parsed and checked under this profile, by their bytes
+    checked: CheckedBodies = field(init=False)
+    #: ``settings.speed``, read once (the writer needs it on every reply)
+    speed: float = field(init=False)
+    _id_prefix: str = field(init=False)
     #: requests answered since start (admin ``health``)
     served: int = 0
     #: extra work for ``POST /_mockserver/reload`` (e.g. re-reading cassettes): name -> count
@@ -46,6 +52,9 @@ class State:
     def __post_init__(self) -> None:
         self.usage = UsageMeter(self.settings.profile.prices)
         self.prompt_cache = PromptCache(self.settings.profile.cache, self.counter)
+        self.checked = CheckedBodies()
+        self.speed = self.settings.speed
+        self._id_prefix = f"{self.profile.request_id_prefix}mock{self._prefix}"
         if self.settings.fault_config is not None:
             self.faults.load_config(self.settings.fault_config)  # ConfigError when bad
 
@@ -80,7 +89,7 @@ class State:
         return self.settings.profile
 
     def new_request_id(self) -> str:
-        return f"{self.profile.request_id_prefix}mock{self._prefix}{next(self._ids):08d}"
+        return f"{self._id_prefix}{next(self._ids):08d}"
 
     def cache_lookup(self, checked: CheckedRequest) -> CacheLookup:
         """The prompt cache's split of a request's input tokens; ``.commit()`` it once the

@@ -16,6 +16,8 @@ from .profile import Prices
 
 #: distinct pending usage records before they are summed (see ``UsageMeter.record``)
 _PENDING_MAX = 1024
+#: distinct token counts whose cost is remembered
+_COSTS_MAX = 65_536
 FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 _MILLION = Decimal(1_000_000)
 
@@ -107,14 +109,32 @@ class UsageMeter:
         self._total = _empty()
         self._by_model: dict[str, dict[str, Any]] = {}
         self._by_key: dict[str, dict[str, Any]] = {}
-        #: replies counted but not yet added to the sums, as ``(model, key, counts, cost) ->
-        #: how many``: a reply costs one dict update, the sums are made when read
-        self._pending: dict[tuple[str, str, tuple[int, ...], Decimal], int] = {}
+        #: replies counted but not yet added to the sums, as ``(model, key, counts) -> how
+        #: many``: a reply costs one dict update, the sums are made when read
+        self._pending: dict[tuple[str, str, tuple[int, ...]], int] = {}
+        #: the cost of each token counts seen (replies repeat their counts)
+        self._costs: dict[tuple[int, ...], Decimal] = {}
 
     def record(self, usage: Mapping[str, Any], model: str | None, api_key: str) -> Decimal:
         """Count one reply; returns its cost."""
-        amount = cost(usage, self.prices)
-        entry = (model or "unknown", api_key, tuple(_tokens(usage, k) for k in FIELDS), amount)
+        counts = (
+            _tokens(usage, "input_tokens"),
+            _tokens(usage, "output_tokens"),
+            _tokens(usage, "cache_read_input_tokens"),
+            _tokens(usage, "cache_creation_input_tokens"),
+            0,  # of which written for 1 hour (charged apart only when the profile says so)
+        )  # (the order of FIELDS)
+        if self.prices.cache_write_1h is not None:
+            breakdown = usage.get("cache_creation")
+            if isinstance(breakdown, Mapping):
+                hour = min(_tokens(breakdown, "ephemeral_1h_input_tokens"), counts[3])
+                counts = (*counts[:4], hour)
+        amount = self._costs.get(counts)
+        if amount is None:
+            if len(self._costs) >= _COSTS_MAX:
+                self._costs.clear()
+            amount = self._costs[counts] = _cost(*counts, self.prices)
+        entry = (model or "unknown", api_key, counts)
         with self._lock:
             self._pending[entry] = self._pending.get(entry, 0) + 1
             if len(self._pending) >= _PENDING_MAX:
@@ -124,16 +144,20 @@ class UsageMeter:
     def _flush(self) -> None:
         """Add the pending replies to the sums (with the lock held)."""
         pending, self._pending = self._pending, {}
-        for (model, api_key, counts, amount), times in pending.items():
-            _add_counts(self._total, counts, amount, times)
+        for (model, api_key, counts), times in pending.items():
+            amount = self._costs.get(counts)
+            if amount is None:  # (forgotten since: the memo is bounded)
+                amount = _cost(*counts, self.prices)
+            tokens = counts[:4]
+            _add_counts(self._total, tokens, amount, times)
             by_model = self._by_model.get(model)
             if by_model is None:
                 by_model = self._by_model[model] = _empty()
-            _add_counts(by_model, counts, amount, times)
+            _add_counts(by_model, tokens, amount, times)
             by_key = self._by_key.get(api_key)
             if by_key is None:
                 by_key = self._by_key[api_key] = _empty()
-            _add_counts(by_key, counts, amount, times)
+            _add_counts(by_key, tokens, amount, times)
 
     def snapshot(self) -> dict[str, Any]:
         """The ``GET /_mockserver/usage`` shape (``cost_usd`` as an exact decimal string)."""
