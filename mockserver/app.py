@@ -24,7 +24,6 @@ from .sources import make_source
 from .sse import dumps
 from .state import STATE, State
 from .tokens import TokenCounter
-from .usage import format_usd
 from .writer import Disconnected, write_reply
 
 log = logging.getLogger("mockserver")
@@ -304,6 +303,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
     """One API request: parse -> check -> source -> fault -> write, journaled and charged."""
+    state.in_flight += 1
+    try:
+        return await _handle_api(state, request)
+    finally:
+        state.in_flight -= 1
+
+
+async def _handle_api(state: State, request: web.Request) -> web.StreamResponse:
     state.served += 1
     t0 = time.monotonic()
     request_id = state.new_request_id()
@@ -418,7 +425,7 @@ def _charge(state: State, ex: Exchange, reply: Reply) -> str:
     usage = reply.message.get("usage") if reply.message is not None else None
     if reply.status != 200 or not isinstance(usage, dict) or reply.disconnect_at == -1:
         return "0"
-    ex.cost_usd = format_usd(state.usage.record(usage, ex.model, ex.api_key))
+    ex.cost_usd = state.usage.record(usage, ex.model, ex.api_key)
     return ex.cost_usd
 
 

@@ -38,7 +38,6 @@ from .replay import ReplaySource, on_exchange
 from .reply import Reply
 from .streaming import FoldError, fold
 from .upstream import Upstream, upstream_headers
-from .usage import format_usd
 from .violations import Violation
 from .writer import Disconnected
 
@@ -262,8 +261,7 @@ class Recorder:
                 ex.response = message
                 ex.usage = dict(message.get("usage") or {})
                 if resp.status == 200 and ex.usage and cut is None:  # the app could not charge it
-                    cost = self.state.usage.record(ex.usage, ex.model, ex.api_key)
-                    ex.cost_usd = format_usd(cost)
+                    ex.cost_usd = self.state.usage.record(ex.usage, ex.model, ex.api_key)
             if cut is not None:
                 ex.fault = "upstream_disconnect"
         if cut is not None:

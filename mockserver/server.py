@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import multiprocessing
 import os
@@ -27,6 +26,7 @@ from aiohttp import web
 
 from . import redaction
 from .app import create_app, front_handler
+from .collector import CycleCollector
 from .config import Settings
 from .errors import ConfigError
 from .state import STATE, State
@@ -39,10 +39,6 @@ log = logging.getLogger("mockserver.server")
 BACKLOG = 2048
 #: seconds between a worker's checks that its parent is still alive
 _PARENT_POLL_S = 0.5
-#: allocations between young-generation garbage collections in ``mockserver serve``: the
-#: default (700) makes thousands of open streams pay ~100 ms full collections every second
-#: or two; 10,000 keeps each young/middle collection around 1 / 12 ms (measured, bench/)
-GC_GEN0_THRESHOLD = 10_000
 
 
 def preload_tokenizer() -> None:
@@ -102,17 +98,23 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-def tune_gc() -> None:
-    """Fewer, larger young-generation collections: a server allocates a few hundred short-lived
-    objects per request, and the default threshold (700) collects every few requests."""
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
+def serving_collector(state: State) -> CycleCollector:
+    """Cycle collection off the request path for a serving process (see ``collector``)."""
+    last = state.served
+
+    def busy() -> bool:  # a request open now, or one served since the last look
+        nonlocal last
+        served, last = last, state.served
+        return state.in_flight > 0 or served != last
+
+    collector = CycleCollector(busy)
+    collector.start()
+    return collector
 
 
 def run(settings: Settings) -> int:
     """``mockserver serve``: serve until SIGTERM or SIGINT (with ``--workers N``, in N processes)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    tune_gc()
     placeholder: socket.socket | None = None
     workers: list[BaseProcess] = []
     if settings.workers > 1:
@@ -127,10 +129,11 @@ def run(settings: Settings) -> int:
         stop = asyncio.Event()
         _stop_on_signals(stop)
         try:
-            runner, url, _ = await start(settings)
+            runner, url, state = await start(settings)
         finally:
             if placeholder is not None:
                 placeholder.close()
+        collector = serving_collector(state)
         many = f" ({settings.workers} processes)" if settings.workers > 1 else ""
         print(
             f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on "
@@ -144,6 +147,7 @@ def run(settings: Settings) -> int:
         finally:
             if watch is not None:
                 watch.cancel()
+            await collector.stop()
             await runner.cleanup()
 
     try:
@@ -188,12 +192,12 @@ def _spawn_workers(settings: Settings) -> list[BaseProcess]:
 def _worker_main(settings: Settings, parent: int) -> None:
     """A worker process: serve until SIGTERM/SIGINT or until the parent is gone."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    tune_gc()
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        runner, _, _ = await start(settings)
+        runner, _, state = await start(settings)
+        collector = serving_collector(state)
         try:
             while not stop.is_set():
                 if os.getppid() != parent:  # the parent died without stopping us
@@ -201,6 +205,7 @@ def _worker_main(settings: Settings, parent: int) -> None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), _PARENT_POLL_S)
         finally:
+            await collector.stop()
             await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -46,6 +46,8 @@ class State:
     _id_prefix: str = field(init=False)
     #: requests answered since start (admin ``health``)
     served: int = 0
+    #: API requests being answered right now (a stream counts until its last event)
+    in_flight: int = 0
     #: extra work for ``POST /_mockserver/reload`` (e.g. re-reading cassettes): name -> count
     reload_hooks: dict[str, Callable[[], int]] = field(default_factory=dict)
 

@@ -112,11 +112,11 @@ class UsageMeter:
         #: replies counted but not yet added to the sums, as ``(model, key, counts) -> how
         #: many``: a reply costs one dict update, the sums are made when read
         self._pending: dict[tuple[str, str, tuple[int, ...]], int] = {}
-        #: the cost of each token counts seen (replies repeat their counts)
-        self._costs: dict[tuple[int, ...], Decimal] = {}
+        #: the cost (and its text) of each token counts seen (replies repeat their counts)
+        self._costs: dict[tuple[int, ...], tuple[Decimal, str]] = {}
 
-    def record(self, usage: Mapping[str, Any], model: str | None, api_key: str) -> Decimal:
-        """Count one reply; returns its cost."""
+    def record(self, usage: Mapping[str, Any], model: str | None, api_key: str) -> str:
+        """Count one reply; returns its cost in USD as ``format_usd`` writes it."""
         counts = (
             _tokens(usage, "input_tokens"),
             _tokens(usage, "output_tokens"),
@@ -129,25 +129,26 @@ class UsageMeter:
             if isinstance(breakdown, Mapping):
                 hour = min(_tokens(breakdown, "ephemeral_1h_input_tokens"), counts[3])
                 counts = (*counts[:4], hour)
-        amount = self._costs.get(counts)
-        if amount is None:
+        known = self._costs.get(counts)
+        if known is None:
             if len(self._costs) >= _COSTS_MAX:
                 self._costs.clear()
-            amount = self._costs[counts] = _cost(*counts, self.prices)
+            amount = _cost(*counts, self.prices)
+            known = self._costs[counts] = (amount, format_usd(amount))
         entry = (model or "unknown", api_key, counts)
         with self._lock:
             self._pending[entry] = self._pending.get(entry, 0) + 1
             if len(self._pending) >= _PENDING_MAX:
                 self._flush()
-        return amount
+        return known[1]
 
     def _flush(self) -> None:
         """Add the pending replies to the sums (with the lock held)."""
         pending, self._pending = self._pending, {}
         for (model, api_key, counts), times in pending.items():
-            amount = self._costs.get(counts)
-            if amount is None:  # (forgotten since: the memo is bounded)
-                amount = _cost(*counts, self.prices)
+            known = self._costs.get(counts)
+            # (a cost forgotten since is made again: the memo is bounded)
+            amount = known[0] if known is not None else _cost(*counts, self.prices)
             tokens = counts[:4]
             _add_counts(self._total, tokens, amount, times)
             by_model = self._by_model.get(model)

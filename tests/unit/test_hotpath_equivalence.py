@@ -24,7 +24,7 @@ from mockserver.matching import Hit, Index
 from mockserver.profile import Prices
 from mockserver.replay import replay_reply, with_frames
 from mockserver.reply import Reply
-from mockserver.usage import FIELDS, UsageMeter, cost
+from mockserver.usage import FIELDS, UsageMeter, cost, format_usd
 
 
 def _odd_cassette() -> dict[str, Any]:
@@ -139,7 +139,8 @@ def test_lazy_usage_totals_match_eager_sums() -> None:
     meter = UsageMeter(prices)
     for i in range(30):
         usage = usages[i % len(usages)]
-        assert meter.record(usage, "m" if i % 3 else "n", f"k{i % 2}") == cost(usage, prices)
+        charged = meter.record(usage, "m" if i % 3 else "n", f"k{i % 2}")
+        assert charged == format_usd(cost(usage, prices))
     snap = meter.snapshot()
     chosen = [usages[i % len(usages)] for i in range(30)]
     assert snap["requests"] == 30

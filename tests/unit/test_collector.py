@@ -1,0 +1,127 @@
+"""``CycleCollector``: automatic collection off while serving, cycles collected when idle or
+after much growth, everything as it was after ``stop``."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Callable
+
+from mockserver.collector import CycleCollector
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the collector frees it
+
+
+def _cycle() -> weakref.ref[_Node]:
+    return weakref.ref(_Node())
+
+
+def _with_collector(
+    body: Callable[[CycleCollector, list[bool]], None], **kwargs: int
+) -> CycleCollector:
+    busy = [False]
+
+    async def main() -> CycleCollector:
+        collector = CycleCollector(lambda: busy[0], interval=3600, **kwargs)
+        collector.start()
+        try:
+            assert not gc.isenabled()  # no automatic pause while serving
+            body(collector, busy)
+        finally:
+            await collector.stop()
+        return collector
+
+    was = gc.isenabled()
+    try:
+        return asyncio.run(main())
+    finally:
+        assert gc.isenabled() == was  # restored by stop()
+
+
+def test_idle_server_collects_its_cycles() -> None:
+    def body(collector: CycleCollector, busy: list[bool]) -> None:
+        gc.collect()  # (reset the counts)
+        junk = [[] for _ in range(50)]  # some growth, over idle_min_growth
+        ref = _cycle()
+        assert ref() is not None  # automatic collection is off: the cycle stays
+        assert collector.tick()
+        assert ref() is None
+        del junk
+
+    collector = _with_collector(body, idle_min_growth=10)
+    assert collector.collections == 1 and collector.forced == 0
+
+
+def test_busy_server_does_not_pause_until_growth_passes_the_bound() -> None:
+    def body(collector: CycleCollector, busy: list[bool]) -> None:
+        busy[0] = True
+        gc.collect()
+        ref = _cycle()
+        keep = [[] for _ in range(100)]
+        assert not collector.tick()  # busy, under max_growth: no pause
+        assert ref() is not None
+        keep += [[] for _ in range(2_000)]
+        assert collector.tick()  # past max_growth: collected even though busy
+        assert ref() is None
+        del keep
+
+    collector = _with_collector(body, idle_min_growth=10, max_growth=1_000)
+    assert collector.forced == 1 and collector.collections == 1
+
+
+def test_little_growth_is_not_worth_a_collection() -> None:
+    def body(collector: CycleCollector, busy: list[bool]) -> None:
+        gc.collect()
+        assert not collector.tick()
+
+    assert _with_collector(body, idle_min_growth=1_000_000).collections == 0
+
+
+def test_the_watch_task_ticks_in_the_loop() -> None:
+    async def main() -> int:
+        collector = CycleCollector(lambda: False, interval=0.01, idle_min_growth=1)
+        collector.start()
+        try:
+            junk = [[] for _ in range(100)]
+            ref = _cycle()
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if ref() is None:
+                    break
+            assert ref() is None
+            del junk
+        finally:
+            await collector.stop()
+        return collector.collections
+
+    assert asyncio.run(main()) >= 1
+
+
+def test_a_serving_process_counts_open_and_recent_requests_as_busy() -> None:
+    from mockserver.config import Settings
+    from mockserver.server import serving_collector
+    from mockserver.state import State
+    from mockserver.tokens import TokenCounter
+
+    settings = Settings(mode="synth")
+    state = State(settings=settings, counter=TokenCounter(settings.profile.overheads))
+
+    async def main() -> list[bool]:
+        collector = serving_collector(state)
+        try:
+            seen = [collector.busy()]  # nothing served, nothing open: idle
+            state.served += 1
+            seen.append(collector.busy())  # one served since the last look
+            seen.append(collector.busy())  # and nothing since
+            state.in_flight = 1
+            seen.append(collector.busy())  # one open
+            state.in_flight = 0
+            return seen
+        finally:
+            await collector.stop()
+
+    assert asyncio.run(main()) == [False, True, False, True]
