@@ -305,102 +305,105 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
     """One API request: parse -> check -> source -> fault -> write, journaled and charged."""
     state.in_flight += 1
     try:
-        return await _handle_api(state, request)
-    finally:
-        state.in_flight -= 1
-
-
-async def _handle_api(state: State, request: web.Request) -> web.StreamResponse:
-    state.served += 1
-    t0 = time.monotonic()
-    request_id = state.new_request_id()
-    method = request.method
-    path = request.path
-    handler = route(method, path)
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    query = request.query_string
-    body: Any = None
-    ex: Exchange | None = None
-    try:
-        raw = await read_body(request, state.profile.max_request_bytes, state.settings.read_timeout)
-        checked = None
-        if handler is not None and method == "POST":
-            # the same bytes checked before: their parsed body and checks are reused
-            checked = state.checked.get(raw) if handler is messages else None
-            body = checked.body if checked is not None else parse_json(raw)
-        req = ApiRequest(
-            method,
-            path,
-            query,
-            headers,
-            body,
-            len(raw),
-            request_id,
-            time.time(),
-            {"query_params": dict(request.query)} if query else _NO_EXTRAS,
-            raw,
-            checked,
-        )
-        ex = state.journal.open(
-            time=req.received_at,
-            method=method,
-            path=path,
-            query=query,
-            headers=headers,
-            body=body,
-            request_id=request_id,
-            model=req.model,
-            stream=req.stream,
-            api_key=key_label(req.api_key),
-            lowercase=True,
-        )
-        if handler is None:
-            raise ApiError.not_found()
-        plan = fault_plan(state, req)
-        if plan:
-            # a fault that replaces the reply skips the source (no upstream call, no replay
-            # turn used)
-            source_reply = None if plan.error is not None else await handler(state, req)
-            reply = plan.reply(
-                source_reply,
-                dialect=state.profile.dialect,
-                request_id=request_id,
-                ratelimit=state.profile.ratelimit,
+        state.served += 1
+        t0 = time.monotonic()
+        request_id = state.new_request_id()
+        method = request.method
+        path = request.path
+        handler = route(method, path)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        query = request.query_string
+        body: Any = None
+        ex: Exchange | None = None
+        try:
+            raw = await read_body(
+                request, state.profile.max_request_bytes, state.settings.read_timeout
             )
-        else:  # the usual request: no fault to plan or apply
-            reply = await handler(state, req)
-    except ApiError as exc:
-        reply = error_reply(state, exc, request_id)
-        if ex is None:
+            checked = None
+            if handler is not None and method == "POST":
+                # the same bytes checked before: their parsed body and checks are reused
+                checked = state.checked.get(raw) if handler is messages else None
+                body = checked.body if checked is not None else parse_json(raw)
+            req = ApiRequest(
+                method,
+                path,
+                query,
+                headers,
+                body,
+                len(raw),
+                request_id,
+                time.time(),
+                {"query_params": dict(request.query)} if query else _NO_EXTRAS,
+                raw,
+                checked,
+            )
             ex = state.journal.open(
-                time=time.time(),
+                time=req.received_at,
                 method=method,
                 path=path,
                 query=query,
                 headers=headers,
                 body=body,
                 request_id=request_id,
+                model=req.model if checked is None else checked.requested_model,
+                stream=req.stream if checked is None else checked.stream,
+                api_key=key_label(req.api_key),
                 lowercase=True,
             )
-    out_headers = {p.H_REQUEST_ID: request_id, p.H_SOURCE: reply.source}
-    if path == p.PATH_MESSAGES:
-        out_headers.update(ratelimit_headers(state))
-        out_headers[p.H_COST] = _charge(state, ex, reply)
-    out_headers.update(reply.headers)
-    _finish_exchange(ex, reply, t0)
-    try:
-        return await write_reply(request, reply, state.speed, headers=out_headers)
-    except (Disconnected, ConnectionError) as exc:
-        # the reply asked for a drop, or the client went away (e.g. its timeout during a
-        # stall): the connection is closed, so aiohttp's attempt to finish this placeholder
-        # fails quietly as a premature disconnection (no error log, server stays healthy)
-        if isinstance(exc, Disconnected):
-            ex.fault = ex.fault or "disconnect"
-        elif not _client_gone(request):  # not the client's socket (e.g. an upstream reset)
-            log.warning("connection error while writing %s %s: %s", method, path, exc)
-            if request.transport is not None:
-                request.transport.close()  # the reply is half-written: cut it off
-        return web.Response(status=reply.status)
+            if handler is None:
+                raise ApiError.not_found()
+            plan = fault_plan(state, req)
+            if plan:
+                # a fault that replaces the reply skips the source (no upstream call, no replay
+                # turn used)
+                source_reply = None if plan.error is not None else await handler(state, req)
+                reply = plan.reply(
+                    source_reply,
+                    dialect=state.profile.dialect,
+                    request_id=request_id,
+                    ratelimit=state.profile.ratelimit,
+                )
+            else:  # the usual request: no fault to plan or apply
+                reply = await handler(state, req)
+        except ApiError as exc:
+            reply = error_reply(state, exc, request_id)
+            if ex is None:
+                ex = state.journal.open(
+                    time=time.time(),
+                    method=method,
+                    path=path,
+                    query=query,
+                    headers=headers,
+                    body=body,
+                    request_id=request_id,
+                    lowercase=True,
+                )
+        if path == p.PATH_MESSAGES:
+            out_headers = {
+                p.H_REQUEST_ID: request_id,
+                p.H_SOURCE: reply.source,
+                **ratelimit_headers(state),
+                p.H_COST: _charge(state, ex, reply),
+                **reply.headers,
+            }
+        else:
+            out_headers = {p.H_REQUEST_ID: request_id, p.H_SOURCE: reply.source, **reply.headers}
+        _finish_exchange(ex, reply, t0)
+        try:
+            return await write_reply(request, reply, state.speed, headers=out_headers)
+        except (Disconnected, ConnectionError) as exc:
+            # the reply asked for a drop, or the client went away (e.g. its timeout during a
+            # stall): the connection is closed, so aiohttp's attempt to finish this placeholder
+            # fails quietly as a premature disconnection (no error log, server stays healthy)
+            if isinstance(exc, Disconnected):
+                ex.fault = ex.fault or "disconnect"
+            elif not _client_gone(request):  # not the client's socket (e.g. an upstream reset)
+                log.warning("connection error while writing %s %s: %s", method, path, exc)
+                if request.transport is not None:
+                    request.transport.close()  # the reply is half-written: cut it off
+            return web.Response(status=reply.status)
+    finally:
+        state.in_flight -= 1
 
 
 #: ``ApiRequest.extras`` of a request without a query string
@@ -455,24 +458,19 @@ async def guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Last line of defence: an unexpected exception is a 500 ``api_error``, never a traceback."""
-    return await _guarded(request.app[STATE], request, handler)
-
-
-async def _guarded(
-    state: State,
-    request: web.Request,
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:
         raise
-    except ConnectionError as exc:
-        if not _client_gone(request):
-            return _internal_error(state, request, exc)
-        return web.Response(status=500)  # the client went away: nothing to answer or log
     except Exception as exc:
-        return _internal_error(state, request, exc)
+        return _recover(request.app[STATE], request, exc)
+
+
+def _recover(state: State, request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The answer to a request whose handler raised ``exc`` unexpectedly."""
+    if isinstance(exc, ConnectionError) and _client_gone(request):
+        return web.Response(status=500)  # the client went away: nothing to answer or log
+    return _internal_error(state, request, exc)
 
 
 def _internal_error(state: State, request: web.Request, exc: Exception) -> web.StreamResponse:
@@ -499,14 +497,16 @@ def front_handler(
     app_handle = app._handle
     admin_prefix = p.ADMIN_PREFIX
 
-    async def api(request: web.Request) -> web.StreamResponse:
-        return await handle_api(state, request)
-
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         assert isinstance(request, web.Request)  # made by the app's request factory
         if request.path.startswith(admin_prefix) or hdrs.EXPECT in request.headers:
             return await app_handle(request)
-        return await _guarded(state, request, api)
+        try:  # (what the ``guard`` middleware does on the app's routes)
+            return await handle_api(state, request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            return _recover(state, request, exc)
 
     return handle
 
