@@ -7,12 +7,13 @@ objects: measured with 5,000 paced streams, 30-100 ms pauses several times a sec
 over 100 ms; with the collector off, 18 ms).  Almost everything a request allocates is
 freed by reference counting; only reference cycles need the collector.
 
-So ``mockserver serve`` turns automatic collection off and collects cycles here instead:
-as soon as the server is idle (no request in flight, none started since the last look), and,
-under load that never lets up,
-once the objects that survived since the last collection pass ``max_growth`` (one full
-collection then, rare, bounding the memory cycles can hold).  What exists when serving
-starts (modules, profile, cassettes) is frozen first: no collection scans it again.
+So ``mockserver serve`` turns automatic collection off and collects cycles here instead,
+at moments when no request is in flight: the young generation then (a few ms at most),
+every tenth time the middle one, every hundredth time everything, as CPython would, only
+never in the middle of a reply.  Under load that never lets up, once the objects that
+survived since the last collection pass ``max_growth``, one full collection bounds the
+memory cycles can hold (rare).  What exists when serving starts (modules, profile,
+cassettes) is frozen first: no collection scans it again.
 
 Only the serving process does this (``mockserver serve``); a server in a thread of a test
 process (the pytest plugin) leaves that process's collector alone.
@@ -39,6 +40,10 @@ IDLE_MIN_GROWTH = 2_000
 class CycleCollector:
     """Collects reference cycles when ``busy()`` is false, or after ``max_growth`` objects."""
 
+    #: every this many idle collections, the middle generation too; every ``FULL_EVERY``, all
+    MIDDLE_EVERY = 10
+    FULL_EVERY = 100
+
     def __init__(
         self,
         busy: Callable[[], bool],
@@ -53,6 +58,7 @@ class CycleCollector:
         self.idle_min_growth = idle_min_growth
         #: collections made (idle ones and forced ones)
         self.collections = 0
+        self.idle = 0
         self.forced = 0
         self._task: asyncio.Task[None] | None = None
         self._was_enabled = True
@@ -86,8 +92,18 @@ class CycleCollector:
         grown = gc.get_count()[0]  # tracked objects allocated minus freed since the last one
         if grown >= self.max_growth:
             self.forced += 1
+            generation = 2
         elif grown < self.idle_min_growth or self.busy():
             return False
-        gc.collect()
+        else:
+            self.idle += 1
+            generation = (
+                2
+                if self.idle % self.FULL_EVERY == 0
+                else 1
+                if self.idle % self.MIDDLE_EVERY == 0
+                else 0
+            )
+        gc.collect(generation)
         self.collections += 1
         return True

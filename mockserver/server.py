@@ -100,14 +100,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 def serving_collector(state: State) -> CycleCollector:
     """Cycle collection off the request path for a serving process (see ``collector``)."""
-    last = state.served
-
-    def busy() -> bool:  # a request open now, or one served since the last look
-        nonlocal last
-        served, last = last, state.served
-        return state.in_flight > 0 or served != last
-
-    collector = CycleCollector(busy)
+    collector = CycleCollector(lambda: state.in_flight > 0)
     collector.start()
     return collector
 

@@ -16,6 +16,10 @@ class _Node:
         self.me = self  # a reference cycle: only the collector frees it
 
 
+class _Leaf:
+    """A tracked object that no free list recycles (so it counts as growth)."""
+
+
 def _cycle() -> weakref.ref[_Node]:
     return weakref.ref(_Node())
 
@@ -45,7 +49,7 @@ def _with_collector(
 def test_idle_server_collects_its_cycles() -> None:
     def body(collector: CycleCollector, busy: list[bool]) -> None:
         gc.collect()  # (reset the counts)
-        junk = [[] for _ in range(50)]  # some growth, over idle_min_growth
+        junk = [_Leaf() for _ in range(50)]  # some growth, over idle_min_growth
         ref = _cycle()
         assert ref() is not None  # automatic collection is off: the cycle stays
         assert collector.tick()
@@ -61,10 +65,10 @@ def test_busy_server_does_not_pause_until_growth_passes_the_bound() -> None:
         busy[0] = True
         gc.collect()
         ref = _cycle()
-        keep = [[] for _ in range(100)]
+        keep = [_Leaf() for _ in range(100)]
         assert not collector.tick()  # busy, under max_growth: no pause
         assert ref() is not None
-        keep += [[] for _ in range(2_000)]
+        keep += [_Leaf() for _ in range(2_000)]
         assert collector.tick()  # past max_growth: collected even though busy
         assert ref() is None
         del keep
@@ -86,7 +90,7 @@ def test_the_watch_task_ticks_in_the_loop() -> None:
         collector = CycleCollector(lambda: False, interval=0.01, idle_min_growth=1)
         collector.start()
         try:
-            junk = [[] for _ in range(100)]
+            junk = [_Leaf() for _ in range(100)]
             ref = _cycle()
             for _ in range(200):
                 await asyncio.sleep(0.01)
@@ -113,15 +117,37 @@ def test_a_serving_process_counts_open_and_recent_requests_as_busy() -> None:
     async def main() -> list[bool]:
         collector = serving_collector(state)
         try:
-            seen = [collector.busy()]  # nothing served, nothing open: idle
-            state.served += 1
-            seen.append(collector.busy())  # one served since the last look
-            seen.append(collector.busy())  # and nothing since
+            seen = [collector.busy()]  # nothing open: idle
             state.in_flight = 1
-            seen.append(collector.busy())  # one open
+            seen.append(collector.busy())  # one open: never pause it
             state.in_flight = 0
             return seen
         finally:
             await collector.stop()
 
-    assert asyncio.run(main()) == [False, True, False, True]
+    assert asyncio.run(main()) == [False, True]
+
+
+def test_idle_collections_go_young_then_middle_then_full() -> None:
+    generations: list[int] = []
+
+    def body(collector: CycleCollector, busy: list[bool]) -> None:
+        real = gc.collect
+
+        def spy(generation: int = 2) -> int:
+            generations.append(generation)
+            return real(generation)
+
+        gc.collect = spy  # type: ignore[assignment]
+        try:
+            for _ in range(CycleCollector.FULL_EVERY):
+                keep = [_Leaf() for _ in range(20)]
+                assert collector.tick()
+                del keep
+        finally:
+            gc.collect = real  # type: ignore[assignment]
+
+    _with_collector(body, idle_min_growth=5)
+    assert generations.count(2) == 1 and generations[-1] == 2
+    assert generations.count(1) == CycleCollector.FULL_EVERY // CycleCollector.MIDDLE_EVERY - 1
+    assert generations[: CycleCollector.MIDDLE_EVERY - 1] == [0] * (CycleCollector.MIDDLE_EVERY - 1)
