@@ -111,3 +111,40 @@ def test_the_served_handler_is_the_front_handler(server: ServerThread) -> None:
     assert runner is not None and runner.server is not None
     handler = runner.server.request_handler
     assert handler.__qualname__.startswith("front_handler.")  # not the app's router
+
+
+def test_shared_parsed_bodies_are_never_changed_by_the_pipeline(make_server: Any) -> None:
+    """Bytes sent again share one parsed body: no step (checks, synth, prompt cache, matching,
+    journal) may change it, or the next request with those bytes would see another body."""
+    server = make_server(mode="auto")
+    tool = {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+        "cache_control": {"type": "ephemeral"},
+    }
+    bodies = [
+        _body("plain"),
+        _body("streamed", stream=True),
+        _body("weather in Paris?", tools=[tool], tool_choice={"type": "any"}),
+        _body(
+            "cached",
+            system=[
+                {"type": "text", "text": "Be brief. " * 300, "cache_control": {"type": "ephemeral"}}
+            ],
+            stop_sequences=["\n\nHuman:"],
+            metadata={"user_id": "u-1"},
+        ),
+        _body("with results", temperature=0.5, top_k=5),
+    ]
+    for _ in range(3):
+        for raw in bodies:
+            assert _call(server, p.PATH_MESSAGES, raw, KEY)[0] == 200
+    state = _state(server)
+    for raw in bodies:
+        kept = state.checked.get(raw)
+        assert kept is not None and kept.body == json.loads(raw)
