@@ -8,11 +8,13 @@ over 100 ms; with the collector off, 18 ms).  Almost everything a request alloca
 freed by reference counting; only reference cycles need the collector.
 
 So ``mockserver serve`` turns automatic collection off and collects cycles here instead,
-at moments when no request is in flight: the young generation then (a few ms at most),
-every tenth time the middle one, every hundredth time everything, as CPython would, only
-never in the middle of a reply.  Under load that never lets up, once the objects that
-survived since the last collection pass ``max_growth``, one full collection bounds the
-memory cycles can hold (rare).  What exists when serving starts (modules, profile,
+when the server is quiet (no request in flight and none since the last look): the young
+generation, every tenth time the middle one, every hundredth time everything, as CPython
+would, only never in the middle of a reply.  Traffic that never goes quiet gets the same
+step at most every ``lull_s`` seconds, at a moment with no request in flight (a JSON reply
+is handled in one go, so under load such moments come often; one short pause per
+``lull_s`` does not reach a p99).  And once the objects that survived since the last
+collection pass ``max_growth``, one full collection bounds the memory cycles can hold.  What exists when serving starts (modules, profile,
 cassettes) is frozen first: no collection scans it again.
 
 Only the serving process does this (``mockserver serve``); a server in a thread of a test
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import Callable
 
 #: seconds between two looks at the server (idle? grown too much?)
@@ -35,6 +38,8 @@ INTERVAL_S = 0.25
 MAX_GROWTH = 1_000_000
 #: fewer new objects than this are not worth a collection, even when idle
 IDLE_MIN_GROWTH = 2_000
+#: seconds between collections for a server that is never quiet for a whole look
+LULL_S = 30.0
 
 
 class CycleCollector:
@@ -47,15 +52,22 @@ class CycleCollector:
     def __init__(
         self,
         busy: Callable[[], bool],
+        served: Callable[[], int] = lambda: 0,
         *,
         interval: float = INTERVAL_S,
         max_growth: int = MAX_GROWTH,
         idle_min_growth: int = IDLE_MIN_GROWTH,
+        lull_s: float = LULL_S,
     ) -> None:
+        """``busy()``: a request is in flight now; ``served()``: requests started so far."""
         self.busy = busy
+        self.served = served
         self.interval = interval
         self.max_growth = max_growth
         self.idle_min_growth = idle_min_growth
+        self.lull_s = lull_s
+        self._last_served = served()
+        self._last_at = time.monotonic()
         #: collections made (idle ones and forced ones)
         self.collections = 0
         self.idle = 0
@@ -90,11 +102,16 @@ class CycleCollector:
     def tick(self) -> bool:
         """Collect now if it is due; True when it did."""
         grown = gc.get_count()[0]  # tracked objects allocated minus freed since the last one
+        served, self._last_served = self._last_served, self.served()
+        quiet = served == self._last_served  # nothing started since the last look
+        now = time.monotonic()
         if grown >= self.max_growth:
             self.forced += 1
             generation = 2
         elif grown < self.idle_min_growth or self.busy():
             return False
+        elif not quiet and now - self._last_at < self.lull_s:
+            return False  # busy lately: wait for a quiet look, or for the lull
         else:
             self.idle += 1
             generation = (
@@ -105,5 +122,6 @@ class CycleCollector:
                 else 0
             )
         gc.collect(generation)
+        self._last_at = time.monotonic()
         self.collections += 1
         return True

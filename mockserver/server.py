@@ -100,7 +100,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 def serving_collector(state: State) -> CycleCollector:
     """Cycle collection off the request path for a serving process (see ``collector``)."""
-    collector = CycleCollector(lambda: state.in_flight > 0)
+    collector = CycleCollector(lambda: state.in_flight > 0, lambda: state.served)
     collector.start()
     return collector
 

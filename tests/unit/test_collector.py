@@ -117,15 +117,17 @@ def test_a_serving_process_counts_open_and_recent_requests_as_busy() -> None:
     async def main() -> list[bool]:
         collector = serving_collector(state)
         try:
-            seen = [collector.busy()]  # nothing open: idle
+            seen: list[object] = [collector.busy()]  # nothing open: idle
             state.in_flight = 1
             seen.append(collector.busy())  # one open: never pause it
             state.in_flight = 0
+            state.served += 3
+            seen.append(collector.served())  # what it compares between two looks
             return seen
         finally:
             await collector.stop()
 
-    assert asyncio.run(main()) == [False, True]
+    assert asyncio.run(main()) == [False, True, 3]
 
 
 def test_idle_collections_go_young_then_middle_then_full() -> None:
@@ -151,3 +153,33 @@ def test_idle_collections_go_young_then_middle_then_full() -> None:
     assert generations.count(2) == 1 and generations[-1] == 2
     assert generations.count(1) == CycleCollector.FULL_EVERY // CycleCollector.MIDDLE_EVERY - 1
     assert generations[: CycleCollector.MIDDLE_EVERY - 1] == [0] * (CycleCollector.MIDDLE_EVERY - 1)
+
+
+def test_traffic_that_never_goes_quiet_is_collected_once_per_lull() -> None:
+    served = [0]
+
+    async def main() -> tuple[list[bool], int]:
+        collector = CycleCollector(
+            lambda: False, lambda: served[0], interval=3600, idle_min_growth=5, lull_s=3600
+        )
+        collector.start()
+        try:
+            seen = []
+            for _ in range(3):  # a request started between every two looks: never quiet
+                served[0] += 1
+                keep = [_Leaf() for _ in range(20)]
+                seen.append(collector.tick())
+                del keep
+            collector._last_at -= 3600  # the lull has passed
+            served[0] += 1
+            keep = [_Leaf() for _ in range(20)]
+            seen.append(collector.tick())  # collected at a moment with nothing in flight
+            keep += [_Leaf() for _ in range(20)]
+            seen.append(collector.tick())  # quiet now (nothing started since): collected
+            del keep
+        finally:
+            await collector.stop()
+        return seen, collector.collections
+
+    seen, collections = asyncio.run(main())
+    assert seen == [False, False, False, True, True] and collections == 2
