@@ -269,27 +269,26 @@ def _reset_at(second: int) -> str:
 
 
 class _RatelimitCache:
-    """The ``anthropic-ratelimit-*`` headers of the current second, made once per second."""
+    """The ``anthropic-ratelimit-*`` headers of the current second, made once per second:
+    ``(limits, second, headers)``, one tuple (servers in several threads share it)."""
 
-    limits: Mapping[str, int] | None = None
-    second = -1
-    headers: dict[str, str] = {}
+    entry: tuple[Mapping[str, int] | None, int, dict[str, str]] = (None, -1, {})
 
 
 def ratelimit_headers(state: State) -> Mapping[str, str]:
     """The profile's ``anthropic-ratelimit-*`` headers (shared: do not change the mapping)."""
     limits = state.profile.ratelimit
     second = int(time.time())
-    cache = _RatelimitCache
-    if cache.limits is limits and cache.second == second:
-        return cache.headers
+    cached_limits, cached_second, cached = _RatelimitCache.entry
+    if cached_limits is limits and cached_second == second:
+        return cached
     reset = _reset_at(second)
     out: dict[str, str] = {}
     for key, limit_name, remaining_name, reset_name in _RATELIMIT_HEADERS:
         if key in limits:
             out[limit_name] = out[remaining_name] = str(limits[key])
             out[reset_name] = reset
-    cache.limits, cache.second, cache.headers = limits, second, out
+    _RatelimitCache.entry = (limits, second, out)
     return out
 
 

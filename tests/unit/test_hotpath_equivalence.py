@@ -225,3 +225,23 @@ def test_unchecked_count_keeps_every_error_and_skips_only_the_count() -> None:
             rules.check(req(huge), profile, counter, exact_tokens=exact_tokens)
         errors.append((info.value.status, str(info.value)))
     assert errors[0] == errors[1] and errors[0][0] == 400
+
+
+def test_ratelimit_headers_made_once_a_second_follow_each_servers_profile() -> None:
+    from dataclasses import replace
+
+    from mockserver.app import ratelimit_headers
+    from mockserver.config import Settings
+    from mockserver.state import State
+    from mockserver.tokens import TokenCounter
+
+    def state_with(limit: int) -> State:
+        base = Settings(mode="synth")
+        profile = replace(base.profile, ratelimit={"requests_limit": limit})
+        settings = replace(base, profile=profile)
+        return State(settings=settings, counter=TokenCounter(profile.overheads))
+
+    one, two = state_with(11), state_with(22)
+    for _ in range(3):  # alternating servers never get each other's cached headers
+        assert ratelimit_headers(one)["anthropic-ratelimit-requests-limit"] == "11"
+        assert ratelimit_headers(two)["anthropic-ratelimit-requests-limit"] == "22"
