@@ -49,7 +49,7 @@ _MISSING: Final = _Absent()
 #: request keys remembered by ``Index`` (by a digest of the request bytes; ~200 bytes each)
 KEY_MEMO_MAX: Final = 20_000
 #: request bodies up to this size are memo keys themselves; larger ones by their digest
-KEY_MEMO_RAW_MAX: Final = 2048
+KEY_MEMO_RAW_MAX: Final = 1024  # (20,000 x 1 KB at most)
 
 # --- canonical form ------------------------------------------------------------------------------
 
