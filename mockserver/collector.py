@@ -14,8 +14,9 @@ would, only never in the middle of a reply.  Traffic that never goes quiet gets 
 step at most every ``lull_s`` seconds, at a moment with no request in flight (a JSON reply
 is handled in one go, so under load such moments come often; one short pause per
 ``lull_s`` does not reach a p99).  And once the objects that survived since the last
-collection pass ``max_growth``, one full collection bounds the memory cycles can hold.  What exists when serving starts (modules, profile,
-cassettes) is frozen first: no collection scans it again.
+collection pass ``max_growth``, one full collection bounds the memory cycles can hold.
+What exists when serving starts (modules, profile, cassettes) is frozen first: no
+collection scans it again.
 
 Only the serving process does this (``mockserver serve``); a server in a thread of a test
 process (the pytest plugin) leaves that process's collector alone.
@@ -43,7 +44,8 @@ LULL_S = 30.0
 
 
 class CycleCollector:
-    """Collects reference cycles when ``busy()`` is false, or after ``max_growth`` objects."""
+    """Collects reference cycles when the server is quiet (see the module), or after
+    ``max_growth`` new objects."""
 
     #: every this many idle collections, the middle generation too; every ``FULL_EVERY``, all
     MIDDLE_EVERY = 10
