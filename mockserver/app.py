@@ -336,19 +336,7 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
                 raw,
                 checked,
             )
-            ex = state.journal.open(
-                time=req.received_at,
-                method=method,
-                path=path,
-                query=query,
-                headers=headers,
-                body=body,
-                request_id=request_id,
-                model=req.model if checked is None else checked.requested_model,
-                stream=req.stream if checked is None else checked.stream,
-                api_key=key_label(req.api_key),
-                lowercase=True,
-            )
+            ex = _arrived(state, req)
             if handler is None:
                 raise ApiError.not_found()
             plan = fault_plan(state, req)
@@ -366,17 +354,9 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
                 reply = await handler(state, req)
         except ApiError as exc:
             reply = error_reply(state, exc, request_id)
-            if ex is None:
-                ex = state.journal.open(
-                    time=time.time(),
-                    method=method,
-                    path=path,
-                    query=query,
-                    headers=headers,
-                    body=body,
-                    request_id=request_id,
-                    lowercase=True,
-                )
+            if ex is None:  # its body could not be read or parsed: an entry without its parts
+                unread = ApiRequest(method, path, query, headers, body, 0, request_id, time.time())
+                ex = _arrived(state, unread, read=False)
         if path == p.PATH_MESSAGES:
             out_headers = {
                 p.H_REQUEST_ID: request_id,
@@ -407,6 +387,23 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
 
 #: ``ApiRequest.extras`` of a request without a query string
 _NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _arrived(state: State, req: ApiRequest, *, read: bool = True) -> Exchange:
+    """The journal entry of ``req`` as it arrives (its reply is filled in later); ``read``
+    False: its body could not be read, and its key is not labelled."""
+    return state.journal.open(
+        time=req.received_at,
+        method=req.method,
+        path=req.path,
+        query=req.query,
+        headers=req.headers,
+        body=req.body,
+        request_id=req.request_id,
+        model=req.model,
+        stream=req.stream,
+        api_key=key_label(req.api_key) if read else "none",
+    )
 
 
 def _client_gone(request: web.Request) -> bool:

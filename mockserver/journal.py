@@ -28,11 +28,8 @@ def key_label(key: str | None) -> str:
 
 
 def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: ("***" if k.lower() in p.SECRET_HEADERS else v) for k, v in headers.items()}
-
-
-def _mask_lowercase(headers: Mapping[str, str]) -> dict[str, str]:
-    """``mask_headers`` of headers whose names are lower-case already (a copy)."""
+    """A copy of ``headers`` (lower-case names, as ``ApiRequest`` has them) with every secret
+    value replaced by ``***``."""
     out = dict(headers)
     for name in p.SECRET_HEADERS.intersection(out):
         out[name] = "***"
@@ -160,11 +157,10 @@ class Journal:
         model: str | None = None,
         stream: bool = False,
         api_key: str = "none",
-        lowercase: bool = False,
     ) -> Exchange:
-        """Log a request as it arrives (its reply is filled in later); ``lowercase``: the
-        header names are lower-case already."""
-        masked = _mask_lowercase(headers) if lowercase else mask_headers(headers)
+        """Log a request as it arrives (its reply is filled in later); ``headers`` with
+        lower-case names."""
+        masked = mask_headers(headers)
         with self._lock:
             ex = Exchange(
                 next(self._ids),

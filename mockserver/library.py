@@ -230,11 +230,6 @@ class Library:
             self._task.cancel()
             self._task = None
 
-    @property
-    def loaded(self) -> bool:
-        """True once the cassettes are read (``ready`` would return at once)."""
-        return self._loaded
-
     async def ready(self) -> None:
         if self._loaded:
             return

@@ -161,9 +161,8 @@ class ReplaySource:
 
     async def reply(self, req: ApiRequest, checked: CheckedRequest | None) -> Reply:
         library = self.library
-        if not library.loaded:
-            await library.ready()
-        scope = self.scope(req) if H_CASSETTE in req.headers else None
+        await library.ready()
+        scope = self.scope(req)
         found = library.find(
             req.method,
             req.path,

@@ -33,25 +33,31 @@ def _tokens(usage: Mapping[str, Any], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def _counts(usage: Mapping[str, Any], prices: Prices) -> tuple[int, int, int, int, int]:
+    """``(input, output, cache read, cache write, of which written for 1 hour)`` tokens (the
+    first four in the order of ``FIELDS``); the 1-hour part only when ``prices`` charges it
+    apart."""
+    writes = _tokens(usage, "cache_creation_input_tokens")
+    breakdown = usage.get("cache_creation")
+    writes_1h = 0
+    if prices.cache_write_1h is not None and isinstance(breakdown, Mapping):
+        writes_1h = min(_tokens(breakdown, "ephemeral_1h_input_tokens"), writes)
+    return (
+        _tokens(usage, "input_tokens"),
+        _tokens(usage, "output_tokens"),
+        _tokens(usage, "cache_read_input_tokens"),
+        writes,
+        writes_1h,
+    )
+
+
 def cost(usage: Mapping[str, Any], prices: Prices) -> Decimal:
     """Exact cost in USD of one reply's ``usage``.
 
     With ``prices.cache_write_1h`` set, the 1-hour part of the writes
     (``cache_creation.ephemeral_1h_input_tokens``) is charged at that price.
     """
-    writes = _tokens(usage, "cache_creation_input_tokens")
-    breakdown = usage.get("cache_creation")
-    writes_1h = 0
-    if prices.cache_write_1h is not None and isinstance(breakdown, Mapping):
-        writes_1h = min(_tokens(breakdown, "ephemeral_1h_input_tokens"), writes)
-    return _cost(
-        _tokens(usage, "input_tokens"),
-        _tokens(usage, "output_tokens"),
-        _tokens(usage, "cache_read_input_tokens"),
-        writes,
-        writes_1h,
-        prices,
-    )
+    return _cost(*_counts(usage, prices), prices)
 
 
 @functools.lru_cache(maxsize=4096)  # replies repeat their token counts (replays: always)
@@ -117,18 +123,7 @@ class UsageMeter:
 
     def record(self, usage: Mapping[str, Any], model: str | None, api_key: str) -> str:
         """Count one reply; returns its cost in USD as ``format_usd`` writes it."""
-        counts = (
-            _tokens(usage, "input_tokens"),
-            _tokens(usage, "output_tokens"),
-            _tokens(usage, "cache_read_input_tokens"),
-            _tokens(usage, "cache_creation_input_tokens"),
-            0,  # of which written for 1 hour (charged apart only when the profile says so)
-        )  # (the order of FIELDS)
-        if self.prices.cache_write_1h is not None:
-            breakdown = usage.get("cache_creation")
-            if isinstance(breakdown, Mapping):
-                hour = min(_tokens(breakdown, "ephemeral_1h_input_tokens"), counts[3])
-                counts = (*counts[:4], hour)
+        counts = _counts(usage, self.prices)
         known = self._costs.get(counts)
         if known is None:
             if len(self._costs) >= _COSTS_MAX:

@@ -110,27 +110,20 @@ async def write_reply(
         return resp
     at = reply.at_ms
     timed = at is not None and speed != float("inf")
-    if (
-        not timed
-        and reply.rechunk_seed is None
+    no_fault = (
+        reply.rechunk_seed is None
         and reply.disconnect_at is None
         and not reply.stall_ms
         and not reply.stall_all_ms
-    ):  # the common case, no delivery fault and no delays: nothing to decide per event
+    )
+    if no_fault and not timed:  # the common case, no delays: nothing to decide per event
         for event in reply.events or ():
             await resp.write(event.wire())
         if reply.tail:
             await resp.write(reply.tail)
         await resp.write_eof()
         return resp
-    if (
-        timed
-        and at is not None
-        and reply.rechunk_seed is None
-        and reply.disconnect_at is None
-        and not reply.stall_ms
-        and not reply.stall_all_ms
-    ):  # recorded timing, no delivery fault
+    if no_fault and at is not None:  # recorded timing (``timed``), no delivery fault
         await _write_timed(resp, reply.events or (), at, speed, reply.tail)
         await resp.write_eof()
         return resp
