@@ -3,25 +3,13 @@ by event, and the real-traffic sample names."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 from mockserver import violations as v
 
 Events = list[tuple[str, dict[str, Any]]]
-REPO = Path(__file__).resolve().parents[2]
 #: sample -> the rules it must break (every other sample must be clean)
 EXPECTED_FAILURES = {"023-sdkpy-opus47-refusal-stop-details.sse": {v.USAGE_DECREASED}}
-
-
-def sample_names() -> list[str]:
-    default = REPO.parent / "shared" / "traffic"
-    manifest = Path(os.environ.get("MOCKSERVER_TRAFFIC", default)) / "manifest.json"
-    if not manifest.is_file():
-        return ["<no traffic corpus>"]
-    return [s["file"] for s in json.loads(manifest.read_text())["samples"]]
 
 
 def ev(kind: str, **fields: Any) -> tuple[str, dict[str, Any]]:

@@ -29,12 +29,12 @@ from conformance_cases import (
     end,
     ev,
     rules,
-    sample_names,
     start,
     text_block,
     tool_block,
     valid,
 )
+from traffic_cases import sample_names
 
 from mockserver import conformance as c, sse, violations as v
 from mockserver.grammar import fast_valid

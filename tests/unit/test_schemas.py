@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from jsonschema import Draft202012Validator
+from traffic_cases import sample_names
 
 from mockserver import protocol as p, validation
 from mockserver.conformance import (
@@ -29,14 +28,6 @@ from mockserver.sse import decode_all
 from mockserver.violations import Violation, json_path
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _sample_names() -> list[str]:
-    default = REPO.parent / "shared" / "traffic"
-    manifest = Path(os.environ.get("MOCKSERVER_TRAFFIC", default)) / "manifest.json"
-    if not manifest.is_file():
-        return ["<no traffic corpus>"]
-    return [s["file"] for s in json.loads(manifest.read_text())["samples"]]
 
 
 def paths(found: list[Violation]) -> set[str]:
@@ -491,97 +482,10 @@ def test_models_shapes() -> None:
     assert "$.data[0]" in paths(check_models({**listing, "data": [{"type": "model"}]}))
 
 
-# --- cassettes -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", sorted((REPO / "cassettes").glob("*.yaml")), ids=lambda f: f.name)
-def test_shipped_cassettes_match_the_schema(path: Path) -> None:
-    data = yaml.safe_load(path.read_text())
-    assert list(validation.schema_violations("cassette", data, "cassette.schema")) == []
-
-
-CASSETTE: dict[str, Any] = {
-    "version": 1,
-    "meta": {"anything": {"goes": [1, 2]}},
-    "interactions": [
-        {
-            "request": {"method": "POST", "path": "/v1/messages", "headers": {}, "body": BASE},
-            "response": {
-                "status": 200,
-                "headers": {"content-type": "text/event-stream; charset=utf-8"},
-                "events": [
-                    {"event": "message_start", "data": {"type": "message_start"}, "at_ms": 1.5},
-                    {
-                        "event": "ping",
-                        "data": '{"type": "ping"}',
-                        "raw": 'event: ping\ndata: {"type": "ping"}\n\n',
-                    },
-                ],
-                "tail": "\n",
-                "disconnected": True,
-            },
-            "error": "upstream_error",
-        }
-    ],
-}
-
-
-def _cassette_paths(data: Any) -> set[str]:
-    return paths(list(validation.schema_violations("cassette", data, "cassette.schema")))
-
-
-def test_cassette_schema_accepts_the_documented_shape() -> None:
-    assert _cassette_paths(CASSETTE) == set()
-
-
-@pytest.mark.parametrize(
-    ("edit", "path"),
-    [
-        (lambda c: c.update(version=2), "$.version"),
-        (lambda c: c.pop("interactions"), "$"),
-        (
-            lambda c: c["interactions"][0]["response"].update(status=700),
-            "$.interactions[0].response.status",
-        ),
-        (lambda c: c["interactions"][0]["response"].update(body={}), "$.interactions[0].response"),
-        (
-            lambda c: c["interactions"][0]["response"]["events"][0].pop("data"),
-            "$.interactions[0].response.events[0]",
-        ),
-        (
-            lambda c: c["interactions"][0]["request"].update(path="v1/messages"),
-            "$.interactions[0].request.path",
-        ),
-        (
-            lambda c: c["interactions"][0]["request"].update(method="FETCH"),
-            "$.interactions[0].request.method",
-        ),
-        (
-            lambda c: c["interactions"][0]["response"].update(headers={"x": 1}),
-            "$.interactions[0].response.headers.x",
-        ),
-    ],
-)
-def test_cassette_schema_rejects(edit: Any, path: str) -> None:
-    data = copy.deepcopy(CASSETTE)
-    edit(data)
-    assert path in _cassette_paths(data)
-
-
-def test_response_needs_a_body_or_events_unless_disconnected() -> None:
-    data = copy.deepcopy(CASSETTE)
-    response = data["interactions"][0]["response"]
-    del response["events"]
-    assert _cassette_paths(data) == set()  # disconnected before any event
-    response["disconnected"] = False
-    found = _cassette_paths(data)
-    assert found and all(x.startswith("$.interactions[0].response") for x in found)
-
-
 # --- real traffic ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", _sample_names())
+@pytest.mark.parametrize("name", sample_names())
 def test_every_sample_matches_its_schema(
     name: str, traffic_dir: Path, traffic_manifest: list[dict[str, Any]]
 ) -> None:
