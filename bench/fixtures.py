@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mockserver import protocol as p, sse
-from mockserver.cassette import (
+from mockserver.cassettes.cassette import (
     Cassette,
     Interaction,
     RecordedRequest,
     RecordedResponse,
 )
-from mockserver.cassette_store import save
+from mockserver.cassettes.store import save
 from mockserver.profile import load_profile
-from mockserver.streaming import UnfoldPlan, unfold
+from mockserver.wire import protocol as p, sse
+from mockserver.wire.streaming import UnfoldPlan, unfold
 
 MODEL = load_profile().models[0].id
 API_KEY = "sk-bench-0000"

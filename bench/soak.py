@@ -35,8 +35,9 @@ from typing import Any
 
 import aiohttp
 
-from mockserver import cassette as cas, conformance
+from mockserver.cassettes import cassette as cas
 from mockserver.config import default_cassettes_dir
+from mockserver.contract import conformance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "deepseek-v3-anthropic"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mockserver import protocol as p
+from mockserver.wire import protocol as p
 
 from . import fixtures, procs, wrk
 from .fixtures import HEADERS, PACED_AT_MS
@@ -249,7 +249,7 @@ class Bench:
     # -- matching -----------------------------------------------------------------------------
     def run_matching(self) -> None:
         log("matching cost by library size (in process)")
-        from mockserver.library import Library
+        from mockserver.cassettes.library import Library
 
         for n in self.plan.sizes:
             lib = Library(self.sized_library(n))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mockserver import protocol as p
+from mockserver.wire import protocol as p
 
 from . import fixtures, procs
 

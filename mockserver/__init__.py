@@ -10,18 +10,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import create_app
     from .config import Settings
-    from .server import ServerThread, serve_in_thread
+    from .server.app import create_app
+    from .server.running import ServerThread, serve_in_thread
 
 __all__ = ["ServerThread", "Settings", "create_app", "serve_in_thread"]
 __version__ = "0.1.0"
 
 _WHERE = {
-    "create_app": ".app",
+    "create_app": ".server.app",
     "Settings": ".config",
-    "ServerThread": ".server",
-    "serve_in_thread": ".server",
+    "ServerThread": ".server.running",
+    "serve_in_thread": ".server.running",
 }
 
 

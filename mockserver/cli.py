@@ -9,15 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import DEFAULT_UPSTREAM, MODES, UPSTREAM_KEY_ENV, Settings
-from .errors import ConfigError
 from .profile import DEFAULT_PROFILE, load_profile
+from .wire.errors import ConfigError
 
 DESCRIPTION = """\
 A record/replay mock of the Anthropic Messages API as served by deepseek-v3-anthropic.
 Point any Anthropic client at it: ANTHROPIC_BASE_URL=http://127.0.0.1:PORT."""
 
 #: subcommands implemented in their own modules: name -> module with add_parser(sub)
-_SUBCOMMANDS = ("check", "suite", "cassette_cli")
+_SUBCOMMANDS = ("contract.check", "contract.suite", "cassettes.cli")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
-            from .server import run
+            from .server.running import run
 
             return run(settings_from_args(args))
         code: int = args.func(args)

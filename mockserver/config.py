@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
 from .profile import Profile, load_profile
+from .wire.errors import ConfigError
 
 MODES = ("auto", "replay", "synth", "record", "record-new")
 DEFAULT_UPSTREAM = "https://llm.bytespike.ai"
@@ -20,7 +20,7 @@ def default_cassettes_dir() -> Path:
     """The example cassettes shipped inside the package."""
     from importlib import resources
 
-    return Path(str(resources.files("mockserver.cassettes")))
+    return Path(str(resources.files("mockserver.example_cassettes")))
 
 
 @dataclass(frozen=True)

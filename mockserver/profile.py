@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .wire.errors import ConfigError
 
 DEFAULT_PROFILE = "deepseek-v3-anthropic"
 

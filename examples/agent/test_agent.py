@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import agent
 import pytest
 
-from mockserver.pytest_plugin import MockServer
+from mockserver.testing.plugin import MockServer
 
 QUESTION = "Use get_weather and get_time: what are the weather and the local time in Lima?"
 

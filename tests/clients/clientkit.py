@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from mockserver import protocol as p
-from mockserver.journal import Exchange
-from mockserver.server import ServerThread
+from mockserver.server.journal import Exchange
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 MODEL = "deepseek-v3-anthropic"
 API_KEY = "sk-test"

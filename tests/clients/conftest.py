@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mockserver.config import Settings
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 NODE_MODULES = NODE_DIR / "node_modules"

@@ -28,7 +28,7 @@ from clientkit import (
     tool_result_text,
 )
 
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
 
 
 def sync_client(server: ServerThread, **kw: Any) -> anthropic.Anthropic:

@@ -28,8 +28,8 @@ from clientkit import (
     reply_text,
 )
 
-from mockserver import protocol as p
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 TIMEOUT = 120
 HELLO = "hello from the mockserver client suite\n"

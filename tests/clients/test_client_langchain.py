@@ -24,7 +24,7 @@ from clientkit import (
     tool_result_text,
 )
 
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
 
 langchain_anthropic = require("langchain_anthropic")
 messages_mod = require("langchain_core.messages")

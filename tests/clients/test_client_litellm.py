@@ -28,8 +28,8 @@ from clientkit import (
     tool_result_text,
 )
 
-from mockserver import protocol as p
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 # litellm fetches its model price map from the internet at import unless told not to
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -30,7 +30,7 @@ from clientkit import (
     tool_result_text,
 )
 
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
 
 pydantic_ai = require("pydantic_ai")
 anthropic_models = require("pydantic_ai.models.anthropic")

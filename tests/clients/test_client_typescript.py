@@ -29,8 +29,8 @@ from clientkit import (
     reply_text,
 )
 
-from mockserver import protocol as p
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 SCRIPT = Path(__file__).resolve().parent / "node" / "scenarios.mjs"
 

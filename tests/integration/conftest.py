@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from mockserver.config import Settings
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mockserver import sse
-from mockserver.streaming import unfold
+from mockserver.wire import sse
+from mockserver.wire.streaming import unfold
 
 CHOICE = "x-fake-upstream"
 DELAY = "x-fake-delay"

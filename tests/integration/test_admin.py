@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mockserver import create_app, protocol as p
+from mockserver import create_app
 from mockserver.config import Settings
-from mockserver.errors import ConfigError
-from mockserver.journal import key_label
-from mockserver.server import ServerThread
+from mockserver.server.journal import key_label
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import ConfigError
 
 MODEL = "deepseek-v3-anthropic"
 API_HEADERS = {p.H_API_KEY: "sk-admin-test", p.H_VERSION: "2023-06-01"}

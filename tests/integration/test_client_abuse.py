@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from mockserver import conformance as c, protocol as p
 from mockserver.config import Settings
-from mockserver.server import ServerThread
+from mockserver.contract import conformance as c
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 READ_TIMEOUT = 1.0
 WAVE = 250

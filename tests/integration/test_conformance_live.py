@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mockserver import sse
 from mockserver.cli import main as cli_main
-from mockserver.suite import run_suite
-from mockserver.synth import compose_message
+from mockserver.contract.suite import run_suite
+from mockserver.sources.compose import compose_message
+from mockserver.wire import sse
 
 
 def test_every_case_passes_against_mockserver(make_server: Any, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def _deviant_app() -> web.Application:
             return web.json_response(msg)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
-        from mockserver.streaming import UnfoldPlan, unfold
+        from mockserver.wire.streaming import UnfoldPlan, unfold
 
         events = unfold(msg, UnfoldPlan(ping=False))
         events[0], events[1] = events[1], events[0]  # wrong order: block before message_start

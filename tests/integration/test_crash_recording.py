@@ -30,9 +30,9 @@ import pytest
 from fake_upstream import CHOICE, DELAY, STREAM_SAMPLE, FakeUpstream, call, running
 from server_process import ServerProcess, start
 
-from mockserver import cassette as cas
-from mockserver.cassette_store import PAUSE_ENV
-from mockserver.library import H_CASSETTE
+from mockserver.cassettes import cassette as cas
+from mockserver.cassettes.library import H_CASSETTE
+from mockserver.cassettes.store import PAUSE_ENV
 
 RUNS = 20
 CLIENTS = 4

@@ -22,11 +22,12 @@ import anthropic._base_client as sdk_base
 import httpx2
 import pytest
 
-from mockserver import cassette as cas, protocol as p
+from mockserver.cassettes import cassette as cas
 from mockserver.config import Settings
-from mockserver.server import ServerThread
-from mockserver.sse import Event, decode_all, dumps
-from mockserver.streaming import unfold
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
+from mockserver.wire.sse import Event, decode_all, dumps
+from mockserver.wire.streaming import unfold
 
 MODEL = "deepseek-v3-anthropic"
 # a string the SDK must reassemble across cuts inside multi-byte characters

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mockserver import protocol as p
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 MODEL = "deepseek-v3-anthropic"
 KEY = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}

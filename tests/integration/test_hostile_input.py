@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 from server_process import ServerProcess, running
 
-from mockserver import conformance as c, protocol as p
-from mockserver.app import MAX_ERROR_MESSAGE, MAX_JSON_DEPTH
+from mockserver.contract import conformance as c
 from mockserver.profile import load_profile
+from mockserver.server.app import MAX_ERROR_MESSAGE, MAX_JSON_DEPTH
+from mockserver.wire import protocol as p
 
 MB = 1 << 20
 LIMIT = load_profile().max_request_bytes  # 32 MB in the default profile

@@ -24,12 +24,13 @@ import pytest
 from aiohttp import web
 from cdp import Browser, Page, chromium, ensure_chromium
 
-from mockserver import cassette as cas, protocol as p
-from mockserver.cassette_checks import lint_file
+from mockserver.cassettes import cassette as cas
+from mockserver.cassettes.checks import lint_file
 from mockserver.config import Settings
-from mockserver.journal import Exchange
-from mockserver.server import ServerThread
-from mockserver.state import State
+from mockserver.server.journal import Exchange
+from mockserver.server.running import ServerThread
+from mockserver.server.state import State
+from mockserver.wire import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "_artifacts" / "inspector"

@@ -12,14 +12,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mockserver import cassette as cas, protocol as p
-from mockserver.cassette_checks import lint_file
+from mockserver.cassettes import cassette as cas
+from mockserver.cassettes.checks import lint_file
 from mockserver.config import Settings, default_cassettes_dir
-from mockserver.inspector import ASSETS, CSP
-from mockserver.journal import Exchange, WrittenStream
 from mockserver.profile import load_profile
-from mockserver.server import ServerThread
-from mockserver.sse import Event
+from mockserver.server.admin.inspector import ASSETS, CSP
+from mockserver.server.journal import Exchange, WrittenStream
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
+from mockserver.wire.sse import Event
 
 MODEL = "deepseek-v3-anthropic"
 API = {p.H_API_KEY: "sk-inspector-api", p.H_VERSION: "2023-06-01"}

@@ -25,9 +25,9 @@ import yaml
 from fake_upstream import running
 
 from mockserver.config import UPSTREAM_KEY_ENV, Settings
-from mockserver.pytest_plugin import DUMMY_API_KEY, ENV_API_KEY, ENV_AUTH_TOKEN, ENV_BASE_URL
-from mockserver.server import ServerThread
-from mockserver.upstream import credential
+from mockserver.server.running import ServerThread
+from mockserver.sources.upstream import credential
+from mockserver.testing.plugin import DUMMY_API_KEY, ENV_API_KEY, ENV_AUTH_TOKEN, ENV_BASE_URL
 
 pytest_plugins = ["pytester"]
 

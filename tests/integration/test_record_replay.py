@@ -13,12 +13,14 @@ import anthropic
 import pytest
 from fake_upstream import call, json_call
 
-from mockserver import cassette as cas, cassette_store as store, conformance, sse
+from mockserver.cassettes import cassette as cas, store
+from mockserver.cassettes.library import CACHE_ENV
+from mockserver.cassettes.matching import differences
 from mockserver.config import Settings
-from mockserver.library import CACHE_ENV
-from mockserver.matching import differences
-from mockserver.server import ServerThread
-from mockserver.streaming import UnfoldPlan, fold, unfold
+from mockserver.contract import conformance
+from mockserver.server.running import ServerThread
+from mockserver.wire import sse
+from mockserver.wire.streaming import UnfoldPlan, fold, unfold
 
 MODEL = "deepseek-v3-anthropic"
 SSE_TYPE = "text/event-stream; charset=utf-8"
@@ -315,7 +317,7 @@ def test_serve_with_no_flags_replays_the_shipped_examples() -> None:
 
 
 def test_shipped_examples_pass_lint() -> None:
-    from mockserver.cassette_checks import lint_file
+    from mockserver.cassettes.checks import lint_file
 
     files = cas.discover(Settings().cassette_dir)
     assert {f.stem for f in files} >= {"text", "stream", "parallel-tools", "error"}

@@ -30,11 +30,11 @@ from fake_upstream import (
     running,
 )
 
-from mockserver import cassette as cas
-from mockserver.cassette_checks import lint_file
+from mockserver.cassettes import cassette as cas
+from mockserver.cassettes.checks import lint_file
+from mockserver.cassettes.library import CACHE_ENV, H_CASSETTE
 from mockserver.config import UPSTREAM_KEY_ENV, Settings
-from mockserver.library import CACHE_ENV, H_CASSETTE
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
 
 KEY = "sk-mock-recording-key-7f3a9c"
 BEARER = "sk-mock-bearer-token-52be01"

@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 import yaml
 
+from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import load_profile
-from mockserver.server import ServerThread
-from mockserver.tokens import TokenCounter
+from mockserver.server.running import ServerThread
 
 MODEL = "deepseek-v3-anthropic"
 WEATHER = {

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 from fake_upstream import CHOICE, STREAM_SAMPLE, FakeUpstream, running
 
-from mockserver import protocol as p
 from mockserver.config import UPSTREAM_KEY_ENV, Settings
 from mockserver.profile import load_profile
-from mockserver.server import ServerThread
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 KEY = "sk-canary-xapikey-5e1f0a9c77"
 BEARER = "sk-canary-bearer-77d2b4e1aa"

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import anthropic
 import pytest
 
-from mockserver import protocol as p
+from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import CachePolicy, Prices, load_profile
-from mockserver.server import ServerThread
-from mockserver.tokens import TokenCounter
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 MODEL = "deepseek-v3-anthropic"
 SYSTEM = (

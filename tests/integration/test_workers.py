@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mockserver import protocol as p
+from mockserver.wire import protocol as p
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing and /proc are Linux's"

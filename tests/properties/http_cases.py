@@ -10,7 +10,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mockserver import protocol as p, strategies as ms
+from mockserver.contract import strategies as ms
+from mockserver.wire import protocol as p
 
 KEY = "sk-fuzz-0123456789"
 MODEL = ms.DEFAULT_MODEL

@@ -38,9 +38,10 @@ from http_cases import (
 )
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mockserver import conformance as c, protocol as p, strategies as ms
 from mockserver.config import Settings
-from mockserver.server import ServerThread
+from mockserver.contract import conformance as c, strategies as ms
+from mockserver.server.running import ServerThread
+from mockserver.wire import protocol as p
 
 #: ci/dev budget; nightly raises each test to the profile's max_examples
 _NIGHTLY = settings().max_examples  # the loaded profile's value

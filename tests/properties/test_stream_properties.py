@@ -13,10 +13,11 @@ from typing import Any
 
 from hypothesis import given, strategies as st
 
-from mockserver import conformance as c, protocol as p, sse, strategies as ms
-from mockserver.grammar import fast_valid
-from mockserver.streaming import UnfoldPlan, fold, unfold
-from mockserver.validation import is_valid
+from mockserver.contract import conformance as c, strategies as ms
+from mockserver.contract.grammar import fast_valid
+from mockserver.contract.validation import is_valid
+from mockserver.wire import protocol as p, sse
+from mockserver.wire.streaming import UnfoldPlan, fold, unfold
 
 Events = list[tuple[Any, Any]]
 

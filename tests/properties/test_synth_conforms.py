@@ -11,11 +11,11 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 
-from mockserver import conformance, strategies as ms
 from mockserver.config import Settings
-from mockserver.server import ServerThread
-from mockserver.sse import decode_all
-from mockserver.streaming import fold
+from mockserver.contract import conformance, strategies as ms
+from mockserver.server.running import ServerThread
+from mockserver.wire.sse import decode_all
+from mockserver.wire.streaming import fold
 
 HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01", "content-type": "application/json"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mockserver import violations as v
+from mockserver.contract import violations as v
 
 Events = list[tuple[str, dict[str, Any]]]
 #: sample -> the rules it must break (every other sample must be clean)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile, load_profile
-from mockserver.tokens import TokenCounter
 
 
 @pytest.fixture(scope="module")

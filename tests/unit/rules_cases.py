@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from mockserver import protocol as p, rules
-from mockserver.errors import ApiError
+from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.request import ApiRequest
-from mockserver.tokens import TokenCounter
+from mockserver.server.checks import rules
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import ApiError
+from mockserver.wire.request import ApiRequest
 
 MODEL = "deepseek-v3-anthropic"
 HEADERS = {p.H_API_KEY: "sk-test", p.H_VERSION: "2023-06-01"}

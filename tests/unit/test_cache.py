@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from mockserver import protocol as p
-from mockserver.cache import (
+from mockserver.accounting.cache import (
     MARK_REQUEST,
     PromptCache,
     count_markers,
     layout,
     max_breakpoints_message,
 )
-from mockserver.errors import ApiError
+from mockserver.accounting.tokens import TokenCounter, get_tokenizer
 from mockserver.profile import CachePolicy, Overheads
-from mockserver.tokens import TokenCounter, get_tokenizer
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import ApiError
 
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel", "india", "kilo")
 PREFIX = CachePolicy(policy="automatic-prefix", unit_tokens=64)

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from mockserver import calibrate, cassette, sse
-from mockserver.calibrate import Sample, error_stats, fit, load_samples, with_overheads
+from mockserver.accounting.tokens import TokenCounter, get_tokenizer
+from mockserver.cassettes import calibrate, cassette
+from mockserver.cassettes.calibrate import Sample, error_stats, fit, load_samples, with_overheads
 from mockserver.profile import Overheads, load_profile
-from mockserver.streaming import UnfoldPlan, unfold
-from mockserver.tokens import TokenCounter, get_tokenizer
+from mockserver.wire import sse
+from mockserver.wire.streaming import UnfoldPlan, unfold
 
 KNOWN = Overheads(per_request=6, per_message=5, per_tool=13, per_system=4)
 PRIOR = load_profile().overheads  # 3 / 4 / 8 / 2

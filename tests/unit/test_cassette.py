@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from mockserver import cassette as cas, cassette_store as store, library, sse
+from mockserver.cassettes import cassette as cas, library, store
+from mockserver.cassettes.library import Library
 from mockserver.cli import main
-from mockserver.errors import CassetteError
-from mockserver.library import Library
+from mockserver.wire import sse
+from mockserver.wire.errors import CassetteError
 
 BODY = {
     "model": "deepseek-v3-anthropic",

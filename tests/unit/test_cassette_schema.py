@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mockserver import validation
+from mockserver.contract import validation
 
 REPO = Path(__file__).resolve().parents[2]
 REQUEST: dict[str, Any] = {

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mockserver import check, sse
-from mockserver.streaming import unfold
+from mockserver.contract import check
+from mockserver.wire import sse
+from mockserver.wire.streaming import unfold
 
 REFUSAL = "023-sdkpy-opus47-refusal-stop-details.sse"
 

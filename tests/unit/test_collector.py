@@ -8,7 +8,7 @@ import gc
 import weakref
 from collections.abc import Callable
 
-from mockserver.collector import CycleCollector
+from mockserver.server.collector import CycleCollector
 
 
 class _Node:
@@ -106,10 +106,10 @@ def test_the_watch_task_ticks_in_the_loop() -> None:
 
 
 def test_a_serving_process_counts_open_and_recent_requests_as_busy() -> None:
+    from mockserver.accounting.tokens import TokenCounter
     from mockserver.config import Settings
-    from mockserver.server import serving_collector
-    from mockserver.state import State
-    from mockserver.tokens import TokenCounter
+    from mockserver.server.running import serving_collector
+    from mockserver.server.state import State
 
     settings = Settings(mode="synth")
     state = State(settings=settings, counter=TokenCounter(settings.profile.overheads))

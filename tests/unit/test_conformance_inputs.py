@@ -36,10 +36,11 @@ from conformance_cases import (
 )
 from traffic_cases import sample_names
 
-from mockserver import conformance as c, sse, violations as v
-from mockserver.grammar import fast_valid
-from mockserver.streaming import fold
-from mockserver.validation import is_valid
+from mockserver.contract import conformance as c, violations as v
+from mockserver.contract.grammar import fast_valid
+from mockserver.contract.validation import is_valid
+from mockserver.wire import sse
+from mockserver.wire.streaming import fold
 
 # --- input forms and robustness --------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from conformance_cases import (
     valid,
 )
 
-from mockserver import conformance as c, violations as v
-from mockserver.streaming import fold
+from mockserver.contract import conformance as c, violations as v
+from mockserver.wire.streaming import fold
 
 
 def test_the_base_stream_is_valid_and_folds_to_a_valid_message() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from mockserver import protocol as p
-from mockserver.errors import ConfigError
-from mockserver.fault_rules import (
+from mockserver.accounting.usage import UsageMeter, cost, format_usd
+from mockserver.profile import load_profile
+from mockserver.server.fault_rules import (
     FaultBook,
     FaultRule,
     json_equal,
@@ -21,7 +21,7 @@ from mockserver.fault_rules import (
     parse_json_path,
     request_key,
 )
-from mockserver.faults import (
+from mockserver.server.faults import (
     AT_HEADERS,
     Fault,
     FaultPlan,
@@ -30,12 +30,12 @@ from mockserver.faults import (
     parse_fault,
     parse_faults,
 )
-from mockserver.profile import load_profile
-from mockserver.reply import Reply
-from mockserver.request import ApiRequest
-from mockserver.sse import Event, decode_all
-from mockserver.usage import UsageMeter, cost, format_usd
-from mockserver.writer import _pieces
+from mockserver.server.writer import _pieces
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import ConfigError
+from mockserver.wire.reply import Reply
+from mockserver.wire.request import ApiRequest
+from mockserver.wire.sse import Event, decode_all
 
 BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 

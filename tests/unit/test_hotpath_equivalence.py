@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from mockserver import cassette as cas, sse
+from mockserver.accounting.usage import FIELDS, UsageMeter, cost, format_usd
+from mockserver.cassettes import cassette as cas
+from mockserver.cassettes.library import as_wire_text
+from mockserver.cassettes.matching import Hit, Index
 from mockserver.config import default_cassettes_dir
-from mockserver.library import as_wire_text
-from mockserver.matching import Hit, Index
 from mockserver.profile import Prices
-from mockserver.replay import replay_reply, with_frames
-from mockserver.reply import Reply
-from mockserver.usage import FIELDS, UsageMeter, cost, format_usd
+from mockserver.sources.replay import replay_reply, with_frames
+from mockserver.wire import sse
+from mockserver.wire.reply import Reply
 
 
 def _odd_cassette() -> dict[str, Any]:
@@ -153,7 +154,7 @@ def test_lazy_usage_totals_match_eager_sums() -> None:
 
 
 def test_parse_cache_holds_the_wire_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mockserver import library
+    from mockserver.cassettes import library
 
     monkeypatch.setenv(library.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(library, "CACHE_MIN_BYTES", 0)
@@ -174,8 +175,8 @@ def test_parse_cache_holds_the_wire_text(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def _rules_fixtures() -> tuple[Any, Any]:
+    from mockserver.accounting.tokens import TokenCounter
     from mockserver.profile import load_profile
-    from mockserver.tokens import TokenCounter
 
     profile = load_profile()
     return profile, TokenCounter(profile.overheads)
@@ -201,9 +202,9 @@ def test_request_bound_is_an_upper_bound(body: dict[str, Any]) -> None:
 
 
 def test_unchecked_count_keeps_every_error_and_skips_only_the_count() -> None:
-    from mockserver import rules
-    from mockserver.errors import ApiError
-    from mockserver.request import ApiRequest
+    from mockserver.server.checks import rules
+    from mockserver.wire.errors import ApiError
+    from mockserver.wire.request import ApiRequest
 
     profile, counter = _rules_fixtures()
     headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
@@ -230,10 +231,10 @@ def test_unchecked_count_keeps_every_error_and_skips_only_the_count() -> None:
 def test_ratelimit_headers_made_once_a_second_follow_each_servers_profile() -> None:
     from dataclasses import replace
 
-    from mockserver.app import ratelimit_headers
+    from mockserver.accounting.tokens import TokenCounter
     from mockserver.config import Settings
-    from mockserver.state import State
-    from mockserver.tokens import TokenCounter
+    from mockserver.server.app import ratelimit_headers
+    from mockserver.server.state import State
 
     def state_with(limit: int) -> State:
         base = Settings(mode="synth")

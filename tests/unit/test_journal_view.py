@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from mockserver.fixture_server import default_cassette, marker_cassette, safe_name
-from mockserver.journal import Journal
-from mockserver.journal_view import JournalView
+from mockserver.server.journal import Journal
+from mockserver.testing.fixture_server import default_cassette, marker_cassette, safe_name
+from mockserver.testing.journal_view import JournalView
 
 TOOLS = [{"name": "get_weather", "input_schema": {}}, {"name": "get_time", "input_schema": {}}]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mockserver.matching import (
+from mockserver.cassettes.matching import (
     ABSENT,
     STAR,
     Exhausted,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from mockserver.memo import CheckedBodies
-from mockserver.rules import CheckedRequest
+from mockserver.server.checks.rules import CheckedRequest
+from mockserver.server.memo import CheckedBodies
 
 
 def _checked(tag: str) -> CheckedRequest:
@@ -42,9 +42,9 @@ def test_the_byte_budget_drops_the_oldest_first() -> None:
 
 
 def test_state_starts_a_new_memo_when_reconfigured() -> None:
+    from mockserver.accounting.tokens import TokenCounter
     from mockserver.config import Settings
-    from mockserver.state import State
-    from mockserver.tokens import TokenCounter
+    from mockserver.server.state import State
 
     settings = Settings(mode="synth")
     state = State(settings=settings, counter=TokenCounter(settings.profile.overheads))

@@ -24,10 +24,11 @@ from rules_cases import (
     variant,
 )
 
-from mockserver import protocol as p, rules
-from mockserver.errors import ApiError
+from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.tokens import TokenCounter
+from mockserver.server.checks import rules
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import ApiError
 
 # --- auth and version -------------------------------------------------------------------
 

@@ -18,10 +18,11 @@ from rules_cases import (
     variant,
 )
 
-from mockserver import protocol as p, rules
-from mockserver.errors import error_body
+from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.tokens import TokenCounter
+from mockserver.server.checks import rules
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import error_body
 
 # --- auth and version -------------------------------------------------------------------
 

@@ -19,9 +19,10 @@ from rules_cases import (
     variant,
 )
 
-from mockserver import protocol as p, rules
+from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.tokens import TokenCounter
+from mockserver.server.checks import rules
+from mockserver.wire import protocol as p
 
 # --- real traffic and real clients pass -------------------------------------------------
 

@@ -12,8 +12,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from traffic_cases import sample_names
 
-from mockserver import protocol as p, validation
-from mockserver.conformance import (
+from mockserver.contract import validation
+from mockserver.contract.conformance import (
     check_count_tokens_request,
     check_count_tokens_response,
     check_error,
@@ -22,10 +22,11 @@ from mockserver.conformance import (
     check_request,
     error_dialect,
 )
-from mockserver.errors import error_body
-from mockserver.grammar import KNOWN_DELTAS
-from mockserver.sse import decode_all
-from mockserver.violations import Violation, json_path
+from mockserver.contract.grammar import KNOWN_DELTAS
+from mockserver.contract.violations import Violation, json_path
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import error_body
+from mockserver.wire.sse import decode_all
 
 REPO = Path(__file__).resolve().parents[2]
 

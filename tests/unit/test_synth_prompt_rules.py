@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mockserver.synth import compose_message, tool_input
+from mockserver.sources.compose import compose_message, tool_input
 
 READ = {
     "name": "Read",

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from mockserver.profile import Overheads
-from mockserver.tokens import (
+from mockserver.accounting.tokens import (
     TokenCounter,
     dump_json,
     get_tokenizer,
@@ -18,6 +17,7 @@ from mockserver.tokens import (
     prefix_digests,
     render_segments,
 )
+from mockserver.profile import Overheads
 
 SYLLABLES = ("ka", "lo", "mi", "tren", "sup", "ex", "vor", "qui", "bal", "net", "ro", "zu")
 TAILS = ("", "", "", ",", ".", ":", "s", "ed", "42")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mockserver import sse
-from mockserver.writer import _write_timed
+from mockserver.server.writer import _write_timed
+from mockserver.wire import sse
 
 
 class _Recorder:

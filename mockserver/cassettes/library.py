@@ -1,0 +1,325 @@
+"""The cassette library: every cassette under a directory, loaded lazily, indexed for matching.
+
+Loading happens in a worker thread started with the server and awaited by the first request
+that needs it, so start-up costs nothing whatever the library's size.  Parsing YAML is slow
+(~1 MB/s even with libyaml), so a library of ``CACHE_MIN_BYTES`` or more keeps its parsed,
+schema-checked data in one JSON file stamped with each file's size and mtime
+(``$MOCKSERVER_CACHE_DIR``, default ``~/.cache/mockserver/cassettes``; ``off`` disables it):
+a warm start of 10,000 interactions loads in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from ..wire import protocol as p, sse
+from ..wire.errors import CassetteError, ConfigError
+from . import cassette as cas
+from .matching import Exhausted, Hit, Index, NearMiss, rank_near_misses
+
+log = logging.getLogger("mockserver.library")
+
+#: request header naming the cassette a request is replayed from / recorded into
+H_CASSETTE: Final = p.H_CASSETTE
+CACHE_ENV: Final = "MOCKSERVER_CACHE_DIR"
+CACHE_MIN_BYTES: Final = 1 << 20
+_CACHE_FORMAT: Final = 2  # 2: event data and JSON bodies stored as their wire text
+
+
+def cassette_name(value: str) -> str:
+    """A cassette name from a header or CLI value: relative, no suffix, no ``..``."""
+    name = value.strip().replace("\\", "/").strip("/")
+    for suffix in cas.SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    parts = [x for x in name.split("/") if x not in ("", ".")]
+    if not parts or any(x == ".." or x.startswith(".") for x in parts):
+        raise ValueError(f"bad cassette name {value!r}")
+    return "/".join(parts)
+
+
+# --- a parse cache ------------------------------------------------------------------------------
+
+
+def _cache_dir() -> Path | None:
+    env = os.environ.get(CACHE_ENV)
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mockserver" / "cassettes"
+
+
+class ParseCache:
+    """The parsed (and schema-checked) data of a library's files as one JSON file, each
+    entry stamped with the file's size and mtime.  Only for libraries of at least
+    ``CACHE_MIN_BYTES``: small ones parse fast enough and leave nothing behind."""
+
+    def __init__(self, directory: Path, total_bytes: int) -> None:
+        base = _cache_dir() if total_bytes >= CACHE_MIN_BYTES else None
+        key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:32]
+        self.file = base / f"{key}.json" if base is not None else None
+        self.old: dict[str, Any] = {}
+        self.new: dict[str, Any] = {}
+        if self.file is not None:
+            try:
+                loaded = json.loads(self.file.read_bytes())
+                if loaded.get("format") == _CACHE_FORMAT:
+                    self.old = loaded["files"]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                self.old = {}
+
+    def get(self, name: str, stamp: list[int]) -> Any:
+        entry = self.old.get(name)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp:
+            self.new[name] = entry
+            return entry["data"]
+        return None
+
+    def put(self, name: str, stamp: list[int], data: Any) -> None:
+        self.new[name] = {"stamp": stamp, "data": data}
+
+    def save(self) -> None:
+        if self.file is None or (
+            self.new.keys() == self.old.keys() and all(self.new[k] is self.old[k] for k in self.new)
+        ):
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
+            doc = {"format": _CACHE_FORMAT, "files": self.new}
+            tmp.write_text(json.dumps(doc, default=str, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, self.file)
+        except OSError as exc:
+            log.debug("cassette parse cache not written: %s", exc)
+
+
+def _parse_checked(path: Path) -> Any:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CassetteError(f"{path}: cannot read: {exc}") from None
+    data = cas.parse(text, str(path))
+    errors = cas.schema_errors(data)
+    if errors:
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise CassetteError(f"{path}: not a valid cassette: {'; '.join(errors[:3])}{more}")
+    return data
+
+
+def as_wire_text(data: Any) -> Any:
+    """Checked cassette data with each event's ``data`` and each JSON ``body`` replaced by the
+    text they are sent as (``body_text``): what ``cassette_from_dict`` would serialize on every
+    load, done once (and kept so in the parse cache, which then loads a few big strings
+    instead of many small objects).  ``cassette_from_dict`` gives the same cassette for both."""
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        return data
+    out = dict(data)
+    out["interactions"] = [_interaction_text(i) for i in data["interactions"]]
+    return out
+
+
+def _interaction_text(inter: Any) -> Any:
+    resp = inter.get("response") if isinstance(inter, dict) else None
+    if not isinstance(resp, dict):
+        return inter
+    resp = dict(resp)
+    events = resp.get("events")
+    if isinstance(events, list):
+        resp["events"] = [
+            {**e, "data": sse.dumps(e["data"])}
+            if isinstance(e, dict) and "data" in e and not isinstance(e["data"], str)
+            else e
+            for e in events
+        ]
+    elif "body" in resp and "body_text" not in resp and "body_b64" not in resp:
+        resp["body_text"] = sse.dumps(resp.pop("body"))
+    return {**inter, "response": resp}
+
+
+# --- the library ------------------------------------------------------------------------------
+
+
+class Library:
+    """Every cassette under one directory (or one file), indexed for matching."""
+
+    def __init__(self, directory: Path, ignore: tuple[str, ...] = ()) -> None:
+        self.directory = directory
+        self.ignore = ignore
+        try:
+            self.index = Index(ignore)
+        except ValueError as exc:
+            raise ConfigError(f"--ignore: {exc}") from None
+        self.cassettes: list[cas.Cassette] = []
+        self.names: list[str] = []
+        self.broken: dict[str, str] = {}
+        self._by_name: dict[str, int] = {}
+        #: ``(cassette index, position)`` of every interaction replayed or recorded since the
+        #: last (re)load: what ``unused()`` leaves out (pytest ``assert_all_used``)
+        self.used: set[tuple[int, int]] = set()
+        self._loaded = False
+        self._stopping = False
+        self._lock = threading.RLock()
+        self._task: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def name_of(self, path: Path) -> str:
+        if self.directory.is_file():
+            return cassette_name(path.name)
+        return cassette_name(path.relative_to(self.directory).as_posix())
+
+    def load(self) -> None:
+        """Read and index every cassette (once; thread-safe).  Broken files are logged and
+        listed in ``broken``; they do not stop the others."""
+        with self._lock:
+            if self._loaded:
+                return
+            paths = cas.discover(self.directory) if self.directory.exists() else []
+            stats = {path: path.stat() for path in paths}
+            cache = ParseCache(self.directory, sum(st.st_size for st in stats.values()))
+            for path, st in stats.items():
+                if self._stopping:  # the server is going away: do not hold up its exit
+                    return
+                name = self.name_of(path)
+                stamp = [st.st_size, st.st_mtime_ns]
+                try:
+                    data = cache.get(name, stamp)
+                    if data is None:
+                        data = as_wire_text(_parse_checked(path))
+                        cache.put(name, stamp, data)
+                    c = cas.cassette_from_dict(data, path)
+                except (CassetteError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    self.broken[name] = str(exc)
+                    log.error("cassette skipped: %s: %s", path, exc)
+                    continue
+                self._add_cassette(name, c)
+            cache.save()
+            self._loaded = True
+            log.info("cassette library %s: %d interactions", self.directory, len(self.index))
+
+    def _add_cassette(self, name: str, c: cas.Cassette) -> int:
+        idx = len(self.cassettes)
+        self.cassettes.append(c)
+        self.names.append(name)
+        self._by_name[name] = idx
+        for pos, inter in enumerate(c.interactions):
+            self._index_one(idx, pos, inter)
+        return idx
+
+    def _index_one(self, idx: int, pos: int, inter: cas.Interaction) -> None:
+        req = inter.request
+        self.index.add((idx, pos), req.method, req.path, req.body, self.cassettes[idx].ignore)
+
+    def start(self) -> None:
+        """Begin loading in a worker thread (call from the event loop)."""
+        if not self._loaded and self._task is None:
+            self._task = asyncio.ensure_future(asyncio.to_thread(self.load))
+
+    def stop(self) -> None:
+        """Stop waiting for a load still running (the server is going away)."""
+        if self._task is not None and not self._task.done():
+            self._stopping = True
+            self._task.cancel()
+            self._task = None
+
+    async def ready(self) -> None:
+        if self._loaded:
+            return
+        self.start()
+        assert self._task is not None
+        await asyncio.shield(self._task)
+
+    def reload(self) -> int:
+        """Forget everything and read the directory again; returns the interaction count."""
+        with self._lock:
+            self.index = Index(self.ignore)
+            self.cassettes, self.names, self._by_name, self.broken = [], [], {}, {}
+            self.used = set()
+            self._loaded, self._task, self._stopping = False, None, False
+            self.load()
+            return len(self.index)
+
+    def add(self, name: str, interactions: list[cas.Interaction]) -> None:
+        """Index interactions just recorded into cassette ``name``."""
+        with self._lock:
+            idx = self._by_name.get(name)
+            if idx is None:
+                idx = self._add_cassette(name, cas.Cassette(name=name))
+            c = self.cassettes[idx]
+            for inter in interactions:
+                c.interactions.append(inter)
+                self._index_one(idx, len(c.interactions) - 1, inter)
+                self.used.add((idx, len(c.interactions) - 1))  # it answered the request
+
+    def find(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        cassette: str | None = None,
+        strict: bool = False,
+        raw: bytes | None = None,
+    ) -> Hit | Exhausted | None:
+        """The next recorded interaction for the request (see ``Index.lookup``; ``raw``: the
+        exact bytes ``body`` was parsed from, when known, to reuse a repeated request's key)."""
+        accept: Callable[[Hashable], bool] | None = None
+        if cassette is not None:
+            want = self._by_name.get(cassette, -1)
+
+            def accept(ref: Hashable) -> bool:
+                return isinstance(ref, tuple) and ref[0] == want
+
+        return self.index.lookup(
+            method, path, body, scope=cassette or "", accept=accept, strict=strict, raw=raw
+        )
+
+    def mark_used(self, ref: Hashable) -> None:
+        """Note that the interaction ``ref`` (from ``find``) answered a request."""
+        assert isinstance(ref, tuple)
+        idx, pos = ref
+        self.used.add((idx, pos))
+
+    def unused(self) -> list[tuple[str, int, cas.Interaction]]:
+        """``(cassette, position, interaction)`` of every interaction not used yet."""
+        with self._lock:
+            return [
+                (self.names[idx], pos, inter)
+                for idx, c in enumerate(self.cassettes)
+                for pos, inter in enumerate(c.interactions)
+                if (idx, pos) not in self.used
+            ]
+
+    def interaction(self, ref: Hashable) -> tuple[str, int, cas.Interaction]:
+        assert isinstance(ref, tuple)
+        idx, pos = ref
+        return self.names[idx], pos, self.cassettes[idx].interactions[pos]
+
+    def near_misses(
+        self, method: str, path: str, body: Any, *, cassette: str | None = None, n: int = 3
+    ) -> list[NearMiss]:
+        """The recorded requests on the same route closest to this one."""
+        views: dict[tuple[str, ...], Any] = {}
+
+        def candidates() -> Iterator[tuple[str, int, Any, Any]]:
+            for idx, c in enumerate(self.cassettes):
+                if cassette is not None and self.names[idx] != cassette:
+                    continue
+                if c.ignore not in views:  # the request as seen under this cassette's ignores
+                    views[c.ignore] = self.index.view(method, path, body, c.ignore)
+                for pos, inter in enumerate(c.interactions):
+                    req = inter.request
+                    if req.method == method and req.path == path:
+                        recorded = self.index.view(req.method, req.path, req.body, c.ignore)
+                        yield self.names[idx], pos, recorded, views[c.ignore]
+
+        return rank_near_misses(candidates(), n)

@@ -1,0 +1,197 @@
+"""Admin API under ``/_mockserver/``: health, journal, faults, cache, usage, reload.
+
+Answers are JSON; errors use the same envelope as the Messages API.  With
+``Settings.admin_token`` set, every call needs ``x-mockserver-admin-token: T`` or
+``?token=T`` (not ``Authorization``: that header is the client's API key on ``/v1``).
+Admin calls are not journaled.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ...wire import protocol as p
+from ...wire.errors import ApiError, ConfigError, error_body
+from ...wire.sse import dumps
+from ..faults import FaultSpecError
+from ..state import STATE, State
+
+AdminHandler = Callable[[State, web.Request], Awaitable[Any]]
+
+#: path below the prefix -> {method: handler}
+ROUTES: dict[str, dict[str, AdminHandler]] = {}
+
+
+def _route(name: str, method: str) -> Callable[[AdminHandler], AdminHandler]:
+    def register(fn: AdminHandler) -> AdminHandler:
+        ROUTES.setdefault(name, {})[method] = fn
+        return fn
+
+    return register
+
+
+def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
+    out = {p.H_CONTENT_TYPE: p.CT_JSON, **(headers or {})}
+    return web.Response(status=status, body=dumps(data).encode(), headers=out)
+
+
+def _query_int(request: web.Request, name: str, lo: int = 0) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError.invalid(f"{name}: Input should be a valid integer, got {raw!r}") from None
+    if value < lo:
+        raise ApiError.invalid(f"{name}: Input should be >= {lo}, got {value}")
+    return value
+
+
+# --- handlers -------------------------------------------------------------------------
+
+
+@_route("health", "GET")
+async def health(state: State, request: web.Request) -> Any:
+    return {
+        "status": "ok",
+        "mode": state.settings.mode,
+        "profile": state.profile.name,
+        "uptime": round(time.time() - state.started_at, 3),
+        "requests": state.served,
+    }
+
+
+@_route("journal", "GET")
+async def journal(state: State, request: web.Request) -> Any:
+    """Exchanges in arrival order; filters ``path``, ``source``, ``status``, ``model``,
+    ``since_id`` (ids greater than it), ``limit`` (the first N that match)."""
+    q = request.query
+    found = state.journal.filter(
+        path=q.get("path") or None,
+        source=q.get("source") or None,
+        status=_query_int(request, "status"),
+        model=q.get("model") or None,
+        since_id=_query_int(request, "since_id"),
+    )
+    limit = _query_int(request, "limit", lo=1)
+    if limit is not None:
+        found = found[:limit]
+    return {"exchanges": [ex.to_json() for ex in found]}
+
+
+@_route("journal", "DELETE")
+async def journal_clear(state: State, request: web.Request) -> Any:
+    return {"deleted": state.journal.clear()}
+
+
+@_route("faults", "GET")
+async def faults_list(state: State, request: web.Request) -> Any:
+    return {"rules": [rule.to_json() for rule in state.faults.rules()]}
+
+
+@_route("faults", "POST")
+async def faults_add(state: State, request: web.Request) -> Any:
+    """Body: one rule, a list of rules, or a bare spec string (matching every request)."""
+    from ..app import parse_json, read_body  # (app imports this module)
+
+    # the body limit, read deadline, nesting limit and error envelope of the Messages routes
+    raw = await read_body(request, state.profile.max_request_bytes, state.settings.read_timeout)
+    data = parse_json(raw) if raw.strip() else None
+    if data is None:
+        raise ApiError.invalid('Send a fault rule: {"fault": "overloaded;times=2", ...}')
+    items = data if isinstance(data, list) else [data]
+    from ..fault_rules import FaultRule
+
+    try:  # validate every rule before adding any
+        rules = [FaultRule.from_json(item, origin="api") for item in items]
+    except FaultSpecError as exc:
+        raise ApiError.invalid(str(exc)) from None
+    return {"rules": [state.faults.add(rule).to_json() for rule in rules]}
+
+
+@_route("faults", "DELETE")
+async def faults_clear(state: State, request: web.Request) -> Any:
+    return {"deleted": state.faults.clear()}
+
+
+@_route("cache", "DELETE")
+async def cache_clear(state: State, request: web.Request) -> Any:
+    return {"deleted": state.reset_cache()}
+
+
+@_route("usage", "GET")
+async def usage(state: State, request: web.Request) -> Any:
+    return state.usage.snapshot()
+
+
+@_route("usage", "DELETE")
+async def usage_clear(state: State, request: web.Request) -> Any:
+    """Reset the totals; answers with the totals that were cleared."""
+    snapshot = state.usage.snapshot()
+    state.usage.reset()
+    return snapshot
+
+
+@_route("reload", "POST")
+async def reload(state: State, request: web.Request) -> Any:
+    try:
+        counts = state.reload()
+    except ConfigError as exc:
+        raise ApiError.invalid(f"reload failed, previous configuration kept: {exc}") from None
+    return {"reloaded": dict(counts)}
+
+
+# --- plumbing -------------------------------------------------------------------------
+
+
+def require_admin(state: State, request: web.Request) -> None:
+    """Raise the admin API's 401 unless the request carries the admin token (when one is set)."""
+    if not _authorized(state, request):
+        raise ApiError(
+            401,
+            p.AUTHENTICATION,
+            f"admin API: send the admin token as {p.H_ADMIN_TOKEN} header or ?token=",
+        )
+
+
+def _authorized(state: State, request: web.Request) -> bool:
+    token = state.settings.admin_token
+    if not token:
+        return True
+    given = request.headers.get(p.H_ADMIN_TOKEN) or request.query.get("token") or ""
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    name = request.match_info.get("name", "")
+    rid = state.new_request_id()
+    headers = {p.H_REQUEST_ID: rid}
+    try:
+        require_admin(state, request)
+        methods = ROUTES.get(name)
+        if methods is None:
+            raise ApiError.not_found(f"Not Found: {p.ADMIN_PREFIX}/{name}")
+        fn = methods.get(request.method)
+        if fn is None:
+            allowed = ", ".join(sorted(methods))
+            headers["allow"] = allowed
+            raise ApiError(405, p.NOT_FOUND, f"{request.method} not allowed here; use {allowed}")
+        return _json(200, await fn(state, request), headers)
+    except ApiError as exc:
+        body = error_body(state.profile.dialect, exc.error_type, exc.message, rid)
+        return _json(exc.status, body, {**headers, **exc.headers})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``/_mockserver/{name}`` (call before the catch-all route)."""
+    from .inspector import add_routes as add_inspector  # (the inspector imports this module)
+
+    add_inspector(app)  # /_mockserver/ui and /_mockserver/journal/{id}[/interaction] first
+    app.router.add_route("*", p.ADMIN_PREFIX + "/{name:.*}", handle)

@@ -1,0 +1,106 @@
+"""Runtime state of one server: everything a request handler needs, on the Application."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..accounting.cache import CacheLookup, PromptCache
+from ..accounting.tokens import TokenCounter
+from ..accounting.usage import UsageMeter
+from ..config import Settings
+from ..profile import Profile
+from .fault_rules import FaultBook
+from .journal import Journal
+from .memo import CheckedBodies
+
+if TYPE_CHECKING:
+    from ..sources.synth import Source
+    from .checks.rules import CheckedRequest
+
+
+@dataclass
+class State:
+    settings: Settings
+    counter: TokenCounter
+    journal: Journal = field(default_factory=Journal)
+    started_at: float = field(default_factory=time.time)
+    source: Source | None = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _prefix: str = field(default_factory=lambda: os.urandom(6).hex())
+    #: fault rules and ``times`` counters (admin API, config file, pytest marker)
+    faults: FaultBook = field(default_factory=FaultBook)
+    usage: UsageMeter = field(init=False)
+    #: prompt-cache simulation (profile ``cache`` policy)
+    prompt_cache: PromptCache = field(init=False)
+    #: request bodies already parsed and checked under this profile, by their bytes
+    checked: CheckedBodies = field(init=False)
+    #: ``settings.speed``, read once (the writer needs it on every reply)
+    speed: float = field(init=False)
+    _id_prefix: str = field(init=False)
+    #: requests answered since start (admin ``health``)
+    served: int = 0
+    #: API requests being answered right now (a stream counts until its last event)
+    in_flight: int = 0
+    #: extra work for ``POST /_mockserver/reload`` (e.g. re-reading cassettes): name -> count
+    reload_hooks: dict[str, Callable[[], int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.usage = UsageMeter(self.settings.profile.prices)
+        self.prompt_cache = PromptCache(self.settings.profile.cache, self.counter)
+        self.checked = CheckedBodies()
+        self.speed = self.settings.speed
+        self._id_prefix = f"{self.profile.request_id_prefix}mock{self._prefix}"
+        if self.settings.fault_config is not None:
+            self.faults.load_config(self.settings.fault_config)  # ConfigError when bad
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Start over under ``settings`` on a running server (the pytest plugin's session
+        scope): new journal, fault book, usage meter, prompt cache, token counter and reload
+        hooks.  The caller then installs a source for the new settings
+        (``sources.make_source``) and cleans up the old one."""
+        self.settings = settings
+        self.counter = TokenCounter(settings.profile.overheads)
+        self.journal = Journal()
+        self.faults = FaultBook()
+        self.reload_hooks = {}
+        self.served = 0
+        self.__post_init__()
+
+    def reset_cache(self) -> int:
+        """Forget the prompt-cache simulation's state; returns the entries dropped."""
+        return self.prompt_cache.reset()
+
+    def reload(self) -> Mapping[str, int]:
+        """Re-read the fault config file and whatever the reload hooks cover; counts by name."""
+        counts: dict[str, int] = {}
+        if self.settings.fault_config is not None:
+            counts["fault_rules"] = self.faults.load_config(self.settings.fault_config)
+        for name, hook in self.reload_hooks.items():
+            counts[name] = hook()
+        return counts
+
+    @property
+    def profile(self) -> Profile:
+        return self.settings.profile
+
+    def new_request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):08d}"
+
+    def cache_lookup(self, checked: CheckedRequest) -> CacheLookup:
+        """The prompt cache's split of a request's input tokens; ``.commit()`` it once the
+        reply exists (a 400 ``ApiError`` for bad ``cache_control`` under ``breakpoints``)."""
+        return self.prompt_cache.lookup(checked.body, checked.model)
+
+    def input_usage(self, checked: CheckedRequest) -> dict[str, Any]:
+        """Input side of ``usage`` for a synthesized reply (a lookup, nothing is stored)."""
+        return self.cache_lookup(checked).usage()
+
+
+STATE: web.AppKey[State] = web.AppKey("mockserver_state", State)
