@@ -2,3 +2,4 @@
 (``from mockserver import strategies as ms``)."""
 
 from .contract.strategies import *  # noqa: F403
+from .contract.strategies import __all__ as __all__

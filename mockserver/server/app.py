@@ -1,241 +1,40 @@
-"""The HTTP app: routes, the parse -> check -> source -> fault -> write pipeline, errors."""
+"""The HTTP app: the parse -> check -> source -> fault -> write pipeline, one journal entry per
+request, errors in the endpoint's envelope.  Route handlers live in ``endpoints``, body
+reading in ``parse``, per-second headers in ``headers``."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import hdrs, web
 
 from ..accounting.tokens import TokenCounter
 from ..config import Settings
-from ..sources.synth import make_source
+from ..sources.modes import make_source
 from ..wire import protocol as p
 from ..wire.errors import ApiError, error_body
-from ..wire.reply import Reply
+from ..wire.reply import Disconnected, Reply
 from ..wire.request import ApiRequest
 from ..wire.sse import dumps
+from ..wire.written import WrittenStream
 from .admin import api as admin
-from .checks import rules
+from .endpoints import messages, route
 from .faults import FaultPlan, FaultSpecError
-from .journal import Exchange, WrittenStream, key_label
+from .headers import ratelimit_headers
+from .journal import Exchange, key_label
+from .parse import parse_json, read_body
 from .state import STATE, State
-from .writer import Disconnected, write_reply
+from .writer import write_reply
 
 log = logging.getLogger("mockserver")
 
-Handler = Callable[[State, ApiRequest], Awaitable[Reply]]
-_T = TypeVar("_T")
-
-
-# --- parse ----------------------------------------------------------------------------
-
-
-#: deepest JSON nesting accepted (deeper bodies are a 400): far beyond any real request, and
-#: shallow enough for every recursive step after parsing (checks, matching, journal, YAML)
-MAX_JSON_DEPTH = 128
-#: bodies above this size are checked (tokenized) in a worker thread, off the event loop
-LARGE_BODY_BYTES = 256 * 1024
 #: longest error message sent (longer ones, which echo a huge value, are cut)
 MAX_ERROR_MESSAGE = 2000
-
-
-async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
-    """Read at most ``limit`` bytes; larger bodies are refused without being read whole.
-
-    A declared ``Content-Length`` over the limit is refused before any body byte is read; a
-    chunked body is cut off as soon as it passes the limit.  ``timeout`` bounds the time the
-    client may take to send the whole body (a slow trickle gets a 408).
-    """
-    length = request.content_length
-    if length is not None and length > limit:
-        raise ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
-    content = request.content
-    if content.is_eof():  # the whole body came with the head (the usual case): no waiting
-        whole = content.read_nowait()
-        if len(whole) > limit:
-            raise ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
-        return whole
-    data = bytearray()
-    too_large = False
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.content.iter_any():
-                data += chunk
-                if len(data) > limit:
-                    too_large = True
-                    break
-    except TimeoutError:
-        raise ApiError(
-            408, p.INVALID_REQUEST, f"Request body not received within {timeout:g} s"
-        ) from None
-    if too_large:
-        # (no exception object is kept in a local: a traceback -> frame -> exception cycle
-        # would hold the buffer until the next full garbage collection)
-        data.clear()
-        raise ApiError(413, p.REQUEST_TOO_LARGE, "Request exceeds the maximum size")
-    return bytes(data)
-
-
-def json_depth_over(doc: Any, limit: int) -> bool:
-    """True when ``doc`` nests lists/objects more than ``limit`` levels deep (iterative)."""
-    stack = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
-def _too_deep() -> ApiError:
-    return ApiError.invalid(f"Request body is nested too deeply (over {MAX_JSON_DEPTH} levels)")
-
-
-def parse_json(raw: bytes) -> Any:
-    if not raw.strip():
-        raise ApiError.invalid("Request body is empty: send a JSON object")
-    try:
-        doc = json.loads(raw)
-    except UnicodeDecodeError:
-        raise ApiError.invalid("Request body is not valid UTF-8 JSON") from None
-    except ValueError as exc:
-        raise ApiError.invalid(f"Request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise _too_deep() from None
-    # cheap pre-test: nesting deeper than the limit needs more brackets than the limit
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_over(doc, MAX_JSON_DEPTH):
-        raise _too_deep()
-    return doc
-
-
-# --- route handlers --------------------------------------------------------------------
-
-
-async def messages(state: State, req: ApiRequest) -> Reply:
-    assert state.source is not None
-    unchecked = getattr(state.source, "reply_unchecked", None)
-    if unchecked is not None:  # record modes: the upstream, not our rules, judges the request
-        reply: Reply = await unchecked(req)
-        return reply
-    api_keys = state.settings.api_keys
-    checked = req.checked
-    if checked is not None:  # these bytes passed before: only the header checks can differ
-        rules.check_auth(req, api_keys)
-        rules.check_version(req, state.profile)
-        return await state.source.reply(req, checked)
-    # exact_tokens=False: no source reads ``input_tokens``, so only a prompt that may be near
-    # the context limit is tokenized; a small body is checked here, without a coroutine more
-    check = functools.partial(
-        rules.check, req, state.profile, state.counter, api_keys=api_keys, exact_tokens=False
-    )
-    checked = await _off_loop(req, check) if req.raw_size > LARGE_BODY_BYTES else check()
-    if req.raw:
-        state.checked.put(req.raw, checked)
-    return await state.source.reply(req, checked)
-
-
-async def _off_loop(req: ApiRequest, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``fn(*args, **kwargs)``; in a worker thread for a large body, so that tokenizing a huge
-    prompt (seconds for tens of MB) does not stall every other connection."""
-    if req.raw_size > LARGE_BODY_BYTES:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    return fn(*args, **kwargs)
-
-
-async def count_tokens(state: State, req: ApiRequest) -> Reply:
-    n = await _off_loop(
-        req,
-        rules.check_count_tokens,
-        req,
-        state.profile,
-        state.counter,
-        api_keys=state.settings.api_keys,
-    )
-    return Reply(status=200, body=dumps({"input_tokens": n}).encode(), source="synth")
-
-
-def _model_json(state: State, model_id: str) -> dict[str, Any]:
-    info = state.profile.model(model_id)
-    assert info is not None
-    return {
-        "type": "model",
-        "id": info.id,
-        "display_name": info.display_name,
-        "created_at": info.created_at,
-        "max_input_tokens": state.profile.context_window,
-        "max_tokens": state.profile.max_output_tokens,
-    }
-
-
-def _query_int(query: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError.invalid(f"{name}: Input should be a valid integer") from None
-    if not lo <= value <= hi:
-        raise ApiError.invalid(f"{name}: Input should be between {lo} and {hi}")
-    return value
-
-
-async def list_models(state: State, req: ApiRequest) -> Reply:
-    rules.check_auth(req, state.settings.api_keys)
-    rules.check_version(req, state.profile)
-    query = dict(req.extras.get("query_params", {}))
-    limit = _query_int(query, "limit", 20, 1, 1000)
-    ids = [m.id for m in state.profile.models]
-    start, end = 0, len(ids)
-    if "after_id" in query:
-        start = ids.index(query["after_id"]) + 1 if query["after_id"] in ids else len(ids)
-    if "before_id" in query:
-        end = ids.index(query["before_id"]) if query["before_id"] in ids else 0
-        start = max(start, end - limit)
-    page = ids[start:end][:limit]
-    body = {
-        "data": [_model_json(state, m) for m in page],
-        "first_id": page[0] if page else None,
-        "last_id": page[-1] if page else None,
-        "has_more": start + len(page) < end,
-    }
-    return Reply(status=200, body=dumps(body).encode(), source="synth")
-
-
-async def get_model(state: State, req: ApiRequest) -> Reply:
-    rules.check_auth(req, state.settings.api_keys)
-    rules.check_version(req, state.profile)
-    model_id = req.path[len(p.PATH_MODELS) + 1 :]
-    if state.profile.model(model_id) is None:
-        raise ApiError(404, p.NOT_FOUND, f"model: {model_id}")
-    return Reply(status=200, body=dumps(_model_json(state, model_id)).encode(), source="synth")
-
-
-def route(method: str, path: str) -> Handler | None:
-    if method == "POST":
-        if path == p.PATH_MESSAGES:
-            return messages
-        if path == p.PATH_COUNT_TOKENS:
-            return count_tokens
-    elif method == "GET":
-        if path == p.PATH_MODELS:
-            return list_models
-        if path.startswith(p.PATH_MODELS + "/") and "/" not in path[len(p.PATH_MODELS) + 1 :]:
-            return get_model
-    return None
 
 
 # --- error replies ---------------------------------------------------------------------
@@ -251,47 +50,6 @@ def error_reply(state: State, exc: ApiError, request_id: str) -> Reply:
         message = f"{message[:MAX_ERROR_MESSAGE]}... ({cut} more characters)"
     body = error_body(dialect, exc.error_type, message, request_id)
     return Reply(status=exc.status, headers=exc.headers, body=dumps(body).encode(), source="error")
-
-
-#: profile ratelimit key -> the names of its limit, remaining and reset headers
-_RATELIMIT_HEADERS = tuple(
-    (key, *(f"{p.RATELIMIT_PREFIX}{bucket}-{part}" for part in ("limit", "remaining", "reset")))
-    for key, bucket in (
-        ("requests_limit", "requests"),
-        ("input_tokens_limit", "input-tokens"),
-        ("output_tokens_limit", "output-tokens"),
-    )
-)
-
-
-@functools.lru_cache(maxsize=4)
-def _reset_at(second: int) -> str:
-    """The ``*-reset`` value for requests in the given second (one minute later)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second + 60))
-
-
-class _RatelimitCache:
-    """The ``anthropic-ratelimit-*`` headers of the current second, made once per second:
-    ``(limits, second, headers)``, one tuple (servers in several threads share it)."""
-
-    entry: tuple[Mapping[str, int] | None, int, dict[str, str]] = (None, -1, {})
-
-
-def ratelimit_headers(state: State) -> Mapping[str, str]:
-    """The profile's ``anthropic-ratelimit-*`` headers (shared: do not change the mapping)."""
-    limits = state.profile.ratelimit
-    second = int(time.time())
-    cached_limits, cached_second, cached = _RatelimitCache.entry
-    if cached_limits is limits and cached_second == second:
-        return cached
-    reset = _reset_at(second)
-    out: dict[str, str] = {}
-    for key, limit_name, remaining_name, reset_name in _RATELIMIT_HEADERS:
-        if key in limits:
-            out[limit_name] = out[remaining_name] = str(limits[key])
-            out[reset_name] = reset
-    _RatelimitCache.entry = (limits, second, out)
-    return out
 
 
 # --- the pipeline ----------------------------------------------------------------------

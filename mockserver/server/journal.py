@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import json
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -13,10 +12,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..wire import protocol as p
-from ..wire.sse import Event
+from ..wire.written import WrittenStream
 
 if TYPE_CHECKING:
-    from ..wire.reply import Reply
+    pass
 
 
 @functools.lru_cache(maxsize=1024)
@@ -34,71 +33,6 @@ def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
     for name in p.SECRET_HEADERS.intersection(out):
         out[name] = "***"
     return out
-
-
-class WrittenStream:
-    """A stream reply as written, kept by reference (no work on the hot path): its events,
-    their ``at_ms`` offsets (recorded or replayed; ``None`` for a synthesized stream, all
-    written at once) and the event index a disconnect cut it at.  ``to_json`` renders it
-    when someone asks (the admin journal, the inspector).
-
-    A synthesized stream keeps its message rather than its events: they are
-    ``unfold(message)``, rebuilt when read (a journal of synthesized streams stays half the
-    size); the event count tells which unfolding (with or without ``ping``) was written.
-    """
-
-    __slots__ = ("_count", "_events", "_message", "at_ms", "disconnect_at")
-
-    def __init__(
-        self,
-        events: tuple[Event, ...],
-        at_ms: tuple[float, ...] | None = None,
-        disconnect_at: int | None = None,
-    ) -> None:
-        self._events = events
-        self._message: Mapping[str, Any] | None = None
-        self._count = len(events)
-        self.at_ms = at_ms
-        self.disconnect_at = disconnect_at
-
-    @classmethod
-    def of(cls, reply: Reply) -> WrittenStream:
-        """The stream of ``reply`` (which has ``events``)."""
-        events = reply.events or ()
-        if reply.source == "synth" and reply.fault is None and reply.message is not None:
-            stream = cls((), None, reply.disconnect_at)
-            stream._message, stream._count = reply.message, len(events)
-            return stream
-        return cls(events, reply.at_ms, reply.disconnect_at)
-
-    @property
-    def events(self) -> tuple[Event, ...]:
-        if self._message is None:
-            return self._events
-        from ..sources.synth import message_reply  # (sources -> synth: imported when read)
-
-        for ping in (True, False):
-            rebuilt = message_reply(dict(self._message), True, "synth", ping).events or ()
-            if len(rebuilt) == self._count:
-                return rebuilt
-        return ()  # (cannot happen while synthesized streams are message_reply's)
-
-    def written(self) -> tuple[Event, ...]:
-        """The events that reached the wire (those before a disconnect)."""
-        cut = self.disconnect_at
-        return self.events if cut is None or cut < 0 else self.events[:cut]
-
-    def to_json(self) -> list[dict[str, Any]]:
-        """``[{"event": name, "data": parsed JSON (or the text), "at_ms": offset}]``."""
-        at = self.at_ms or ()
-        out: list[dict[str, Any]] = []
-        for i, event in enumerate(self.written()):
-            try:
-                data: Any = json.loads(event.data)
-            except ValueError:
-                data = event.data
-            out.append({"event": event.name, "data": data, "at_ms": at[i] if i < len(at) else 0.0})
-        return out
 
 
 @dataclass(slots=True)

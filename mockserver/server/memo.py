@@ -1,6 +1,6 @@
 """``CheckedBodies``: request bodies already parsed and checked, by their exact bytes.
 
-A request body's checks (``rules.check_messages_body``) depend on nothing but its bytes
+A request body's checks (``checks.body.check_messages_body``) depend on nothing but its bytes
 and the profile, so the same bytes sent again (a replayed test suite, a retry, a load
 test) reuse the parsed body and its ``CheckedRequest`` instead of parsing and checking
 them again.  Only bodies that passed are kept (an error is cheap to find again and is
@@ -14,10 +14,7 @@ request's, frozen in ``ApiRequest``).  The owner clears it when the profile chan
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .checks.rules import CheckedRequest
+from ..wire.request import CheckedRequest
 
 #: largest body kept (larger ones are parsed and checked every time)
 MAX_ENTRY_BYTES = 64 * 1024

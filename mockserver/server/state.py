@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -16,13 +16,11 @@ from ..accounting.tokens import TokenCounter
 from ..accounting.usage import UsageMeter
 from ..config import Settings
 from ..profile import Profile
+from ..sources.host import Source
+from ..wire.request import CheckedRequest
 from .fault_rules import FaultBook
 from .journal import Journal
 from .memo import CheckedBodies
-
-if TYPE_CHECKING:
-    from ..sources.synth import Source
-    from .checks.rules import CheckedRequest
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..wire import protocol as p
-from ..wire.reply import Reply
+from ..wire.reply import Disconnected, Reply
 from ..wire.sse import Event
 
 
@@ -37,10 +37,6 @@ async def _pause(request: web.Request, seconds: float) -> None:
         if transport is None or transport.is_closing():
             raise ConnectionResetError("client went away during a stall")
         await asyncio.sleep(min(left, 0.05))
-
-
-class Disconnected(Exception):
-    """The reply asked for the connection to be dropped; nothing more may be written."""
 
 
 def _pieces(data: bytes, rng: random.Random) -> list[bytes]:

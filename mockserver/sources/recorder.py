@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import aiohttp
 
@@ -33,20 +33,15 @@ from ..cassettes.checks import contract_violations
 from ..cassettes.library import H_CASSETTE, Library, cassette_name
 from ..config import UPSTREAM_KEY_ENV
 from ..contract.violations import Violation
-from ..server.journal import WrittenStream
-from ..server.writer import Disconnected
 from ..wire import protocol as p, sse
 from ..wire.errors import ApiError, CassetteError, error_body
-from ..wire.reply import Reply
+from ..wire.reply import Disconnected, Reply
+from ..wire.request import ApiRequest, CheckedRequest
 from ..wire.streaming import FoldError, fold
-from .replay import ReplaySource, on_exchange
+from ..wire.written import WrittenStream
+from .host import Host, Notes, on_exchange
+from .replay import ReplaySource
 from .upstream import Upstream, upstream_headers
-
-if TYPE_CHECKING:
-    from ..server.checks.rules import CheckedRequest
-    from ..server.journal import Exchange
-    from ..server.state import State
-    from ..wire.request import ApiRequest
 
 log = logging.getLogger("mockserver.recorder")
 
@@ -66,18 +61,18 @@ class _Journal:
     """Late access to the journal entry of a live stream (bound before the stream is written)."""
 
     def __init__(self) -> None:
-        self.ex: Exchange | None = None
+        self.ex: Notes | None = None
 
-    def bind(self, ex: Exchange) -> None:
+    def bind(self, ex: Notes) -> None:
         self.ex = ex
 
 
 class Recorder:
-    def __init__(self, state: State, directory: Path, library: Library | None = None) -> None:
-        self.state = state
+    def __init__(self, host: Host, directory: Path, library: Library | None = None) -> None:
+        self.host = host
         self.directory = directory
         self.library = library
-        self.upstream = Upstream(state.settings.upstream)
+        self.upstream = Upstream(host.settings.upstream)
 
     def target(self, req: ApiRequest) -> tuple[str, Path]:
         if cas.is_cassette_file(self.directory) and not self.directory.is_dir():
@@ -262,7 +257,7 @@ class Recorder:
                 ex.response = message
                 ex.usage = dict(message.get("usage") or {})
                 if resp.status == 200 and ex.usage and cut is None:  # the app could not charge it
-                    ex.cost_usd = self.state.usage.record(ex.usage, ex.model, ex.api_key)
+                    ex.cost_usd = self.host.usage.record(ex.usage, ex.model, ex.api_key)
             if cut is not None:
                 ex.fault = "upstream_disconnect"
         if cut is not None:
@@ -271,7 +266,7 @@ class Recorder:
     async def _save(
         self, name: str, path: Path, inter: cas.Interaction, secrets: list[str]
     ) -> list[Violation]:
-        violations = contract_violations(inter) if self.state.settings.validate else []
+        violations = contract_violations(inter) if self.host.settings.validate else []
         if violations:
             what = f"{inter.request.method} {inter.request.path} -> {inter.response.status}"
             for v in violations[:10]:
@@ -294,7 +289,7 @@ class Recorder:
 def _journal(violations: list[Violation]) -> dict[str, Any]:
     found = [v.to_dict() for v in violations]
 
-    def keep(ex: Exchange) -> None:
+    def keep(ex: Notes) -> None:
         ex.violations.extend(found)
 
     return on_exchange(keep)
@@ -306,8 +301,8 @@ def _journal(violations: list[Violation]) -> dict[str, Any]:
 class RecordSource:
     """``record``: every request goes upstream (our checks do not judge it) and is recorded."""
 
-    def __init__(self, state: State, recorder: Recorder) -> None:
-        self.state = state
+    def __init__(self, host: Host, recorder: Recorder) -> None:
+        self.host = host
         self.recorder = recorder
 
     async def startup(self) -> None:
@@ -326,11 +321,11 @@ class RecordSource:
 class RecordNewSource(ReplaySource):
     """``record-new``: replay what the cassettes hold; forward and record the rest."""
 
-    def __init__(self, state: State, library: Library, recorder: Recorder) -> None:
+    def __init__(self, host: Host, library: Library, recorder: Recorder) -> None:
         async def forward(req: ApiRequest, checked: CheckedRequest | None) -> Reply:
             return await recorder.forward(req)
 
-        super().__init__(state, library, fallback=forward)
+        super().__init__(host, library, fallback=forward)
         self.recorder = recorder
 
     async def cleanup(self) -> None:
@@ -341,10 +336,10 @@ class RecordNewSource(ReplaySource):
         return await self.reply(req, None)
 
 
-def make_record_source(state: State) -> RecordSource | RecordNewSource:
-    directory = record_dir(state.settings.cassettes)
-    log.info("recording %s into %s", Upstream(state.settings.upstream).public_url, directory)
-    if state.settings.mode == "record":
-        return RecordSource(state, Recorder(state, directory))
-    library = Library(directory, state.settings.ignore_paths)
-    return RecordNewSource(state, library, Recorder(state, directory, library))
+def make_record_source(host: Host) -> RecordSource | RecordNewSource:
+    directory = record_dir(host.settings.cassettes)
+    log.info("recording %s into %s", Upstream(host.settings.upstream).public_url, directory)
+    if host.settings.mode == "record":
+        return RecordSource(host, Recorder(host, directory))
+    library = Library(directory, host.settings.ignore_paths)
+    return RecordNewSource(host, library, Recorder(host, directory, library))

@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..cassettes import cassette as cas
 from ..cassettes.library import H_CASSETTE, Library, cassette_name
 from ..cassettes.matching import Exhausted, Hit, NearMiss
 from ..wire import protocol as p, sse
 from ..wire.errors import error_body
-from ..wire.reply import Reply
+from ..wire.reply import Reply, message_reply
+from ..wire.request import ApiRequest, CheckedRequest
 from ..wire.streaming import FoldError, fold
-from .synth import message_reply
-
-if TYPE_CHECKING:
-    from ..server.checks.rules import CheckedRequest
-    from ..server.journal import Exchange
-    from ..server.state import State
-    from ..wire.request import ApiRequest
+from .host import Host, Notes, on_exchange
 
 log = logging.getLogger("mockserver.replay")
 
-Fallback = Callable[["ApiRequest", "CheckedRequest | None"], Awaitable[Reply]]
+Fallback = Callable[[ApiRequest, CheckedRequest | None], Awaitable[Reply]]
 #: prepared replies kept by a ``ReplaySource`` (past this the store starts over)
 PREPARED_MAX = 50_000
 
@@ -125,25 +120,20 @@ def _fold_quietly(events: tuple[sse.Event, ...]) -> dict[str, Any] | None:
         return None
 
 
-def on_exchange(fn: Callable[[Exchange], None]) -> dict[str, Any]:
-    """``Reply.extras`` that let the app hand the journal entry to ``fn``."""
-    return {"on_exchange": fn}
-
-
 # --- the source -------------------------------------------------------------------------------
 
 
 class ReplaySource:
     """Replays the library; a miss goes to ``fallback`` or, without one, is a 404."""
 
-    def __init__(self, state: State, library: Library, fallback: Fallback | None = None) -> None:
-        self.state = state
+    def __init__(self, host: Host, library: Library, fallback: Fallback | None = None) -> None:
+        self.host = host
         self.library = library
         self.fallback = fallback
         #: the reply of each interaction served so far, by ``(ref, stream)``, built once
         #: (replies are immutable; the interaction is kept to notice a reload)
         self._prepared: dict[tuple[Hashable, bool], tuple[cas.Interaction, Reply]] = {}
-        state.reload_hooks.setdefault("cassettes", library.reload)
+        host.reload_hooks.setdefault("cassettes", library.reload)
 
     async def startup(self) -> None:
         self.library.start()
@@ -169,7 +159,7 @@ class ReplaySource:
             req.path,
             req.body,
             cassette=scope,
-            strict=self.state.settings.strict_sequence,
+            strict=self.host.settings.strict_sequence,
             raw=req.raw or None,
         )
         if isinstance(found, Hit):
@@ -187,7 +177,7 @@ class ReplaySource:
         known = self._prepared.get(key)
         if known is not None and known[0] is inter:
             return known[1]
-        reply = replay_reply(inter, stream=stream, ping=self.state.profile.ping)
+        reply = replay_reply(inter, stream=stream, ping=self.host.profile.ping)
         reply = with_frames(reply).with_(extras={**reply.extras, "replayed": f"{name}#{pos}"})
         if len(self._prepared) >= PREPARED_MAX:
             self._prepared.clear()
@@ -218,10 +208,10 @@ class ReplaySource:
                 text += " (nothing recorded on this route)"
             if lib.broken:
                 text += f". Unreadable cassettes: {', '.join(sorted(lib.broken))}"
-        body = error_body(self.state.profile.dialect, p.NOT_FOUND, text, req.request_id or None)
+        body = error_body(self.host.profile.dialect, p.NOT_FOUND, text, req.request_id or None)
         near_dicts = [m.to_dict() for m in near]
 
-        def record_near(ex: Exchange) -> None:
+        def record_near(ex: Notes) -> None:
             ex.near_misses.extend(near_dicts)
 
         return Reply(

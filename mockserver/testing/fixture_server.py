@@ -27,8 +27,8 @@ from ..server.fault_rules import FaultBook
 from ..server.journal import Exchange
 from ..server.running import ServerThread
 from ..server.state import State
+from ..sources.modes import make_source
 from ..sources.replay import ReplaySource
-from ..sources.synth import make_source
 from .journal_view import JournalView
 
 RECORD_MODES: Final = ("record", "record-new")

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import sse
 from .sse import Event
+from .streaming import UnfoldPlan, unfold
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class Reply:
     #: the folded message (for usage, cost and the journal), when there is one
     message: Mapping[str, Any] | None = None
     #: record mode: a stream still arriving from the upstream, written chunk by chunk as it
-    #: comes (the source tees it into the cassette); raising ``writer.Disconnected`` from it
+    #: comes (the source tees it into the cassette); raising ``Disconnected`` from it
     #: drops the client's connection at that point
     live: AsyncIterator[bytes] | None = None
     # --- delivery (set by faults) --------------------------------------------------------
@@ -57,3 +59,18 @@ class Reply:
 
 _FIELDS = tuple(f.name for f in fields(Reply))
 _set = object.__setattr__
+
+
+class Disconnected(Exception):
+    """The reply asked for the connection to be dropped; nothing more may be written."""
+
+
+def message_reply(message: dict[str, Any], stream: bool, source: str, ping: bool = True) -> Reply:
+    """A 200 reply carrying ``message`` as JSON or as the stream that folds into it."""
+    if stream:
+        events = tuple(
+            sse.Event(name, sse.dumps(data))
+            for name, data in unfold(message, UnfoldPlan(ping=ping))
+        )
+        return Reply(status=200, events=events, source=source, message=message)
+    return Reply(status=200, body=sse.dumps(message).encode(), source=source, message=message)

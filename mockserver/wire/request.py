@@ -1,15 +1,13 @@
-"""``ApiRequest``: one parsed HTTP request, frozen, the input of every later step."""
+"""``ApiRequest``: one parsed HTTP request, frozen, the input of every later step; and
+``CheckedRequest``: a request that passed every check, with what the later steps need."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import protocol as p
-
-if TYPE_CHECKING:
-    from ..server.checks.rules import CheckedRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +47,17 @@ class ApiRequest:
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
         return None
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request that passed every check, with what later steps need from it."""
+
+    body: dict[str, Any]
+    model: str  # the served model id (after ``unknown_model: map``)
+    max_tokens: int  # effective (after ``max_tokens_over_limit: clamp``); 0 for count_tokens
+    input_tokens: int  # ``TokenCounter.request(body)``; -1 when not counted (``checks.body``)
+    stream: bool
+    tools: tuple[Mapping[str, Any], ...]
+    tool_choice: Mapping[str, Any] | None
+    requested_model: str

@@ -23,7 +23,8 @@ from server_process import ServerProcess, running
 
 from mockserver.contract import conformance as c
 from mockserver.profile import load_profile
-from mockserver.server.app import MAX_ERROR_MESSAGE, MAX_JSON_DEPTH
+from mockserver.server.app import MAX_ERROR_MESSAGE
+from mockserver.server.parse import MAX_JSON_DEPTH
 from mockserver.wire import protocol as p
 
 MB = 1 << 20

@@ -17,10 +17,11 @@ from mockserver.cassettes.checks import lint_file
 from mockserver.config import Settings, default_cassettes_dir
 from mockserver.profile import load_profile
 from mockserver.server.admin.inspector import ASSETS, CSP
-from mockserver.server.journal import Exchange, WrittenStream
+from mockserver.server.journal import Exchange
 from mockserver.server.running import ServerThread
 from mockserver.wire import protocol as p
 from mockserver.wire.sse import Event
+from mockserver.wire.written import WrittenStream
 
 MODEL = "deepseek-v3-anthropic"
 API = {p.H_API_KEY: "sk-inspector-api", p.H_VERSION: "2023-06-01"}

@@ -8,7 +8,6 @@ Admin calls are not journaled.
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,9 +16,12 @@ from aiohttp import web
 
 from ...wire import protocol as p
 from ...wire.errors import ApiError, ConfigError, error_body
-from ...wire.sse import dumps
+from ..fault_rules import FaultRule
 from ..faults import FaultSpecError
+from ..parse import parse_json, read_body
 from ..state import STATE, State
+from .access import admin_json, require_admin
+from .inspector import add_routes as add_inspector
 
 AdminHandler = Callable[[State, web.Request], Awaitable[Any]]
 
@@ -33,11 +35,6 @@ def _route(name: str, method: str) -> Callable[[AdminHandler], AdminHandler]:
         return fn
 
     return register
-
-
-def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
-    out = {p.H_CONTENT_TYPE: p.CT_JSON, **(headers or {})}
-    return web.Response(status=status, body=dumps(data).encode(), headers=out)
 
 
 def _query_int(request: web.Request, name: str, lo: int = 0) -> int | None:
@@ -98,16 +95,12 @@ async def faults_list(state: State, request: web.Request) -> Any:
 @_route("faults", "POST")
 async def faults_add(state: State, request: web.Request) -> Any:
     """Body: one rule, a list of rules, or a bare spec string (matching every request)."""
-    from ..app import parse_json, read_body  # (app imports this module)
-
     # the body limit, read deadline, nesting limit and error envelope of the Messages routes
     raw = await read_body(request, state.profile.max_request_bytes, state.settings.read_timeout)
     data = parse_json(raw) if raw.strip() else None
     if data is None:
         raise ApiError.invalid('Send a fault rule: {"fault": "overloaded;times=2", ...}')
     items = data if isinstance(data, list) else [data]
-    from ..fault_rules import FaultRule
-
     try:  # validate every rule before adding any
         rules = [FaultRule.from_json(item, origin="api") for item in items]
     except FaultSpecError as exc:
@@ -150,24 +143,6 @@ async def reload(state: State, request: web.Request) -> Any:
 # --- plumbing -------------------------------------------------------------------------
 
 
-def require_admin(state: State, request: web.Request) -> None:
-    """Raise the admin API's 401 unless the request carries the admin token (when one is set)."""
-    if not _authorized(state, request):
-        raise ApiError(
-            401,
-            p.AUTHENTICATION,
-            f"admin API: send the admin token as {p.H_ADMIN_TOKEN} header or ?token=",
-        )
-
-
-def _authorized(state: State, request: web.Request) -> bool:
-    token = state.settings.admin_token
-    if not token:
-        return True
-    given = request.headers.get(p.H_ADMIN_TOKEN) or request.query.get("token") or ""
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
 async def handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     name = request.match_info.get("name", "")
@@ -183,15 +158,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
             allowed = ", ".join(sorted(methods))
             headers["allow"] = allowed
             raise ApiError(405, p.NOT_FOUND, f"{request.method} not allowed here; use {allowed}")
-        return _json(200, await fn(state, request), headers)
+        return admin_json(200, await fn(state, request), headers)
     except ApiError as exc:
         body = error_body(state.profile.dialect, exc.error_type, exc.message, rid)
-        return _json(exc.status, body, {**headers, **exc.headers})
+        return admin_json(exc.status, body, {**headers, **exc.headers})
 
 
 def add_routes(app: web.Application) -> None:
     """Register ``/_mockserver/{name}`` (call before the catch-all route)."""
-    from .inspector import add_routes as add_inspector  # (the inspector imports this module)
-
     add_inspector(app)  # /_mockserver/ui and /_mockserver/journal/{id}[/interaction] first
     app.router.add_route("*", p.ADMIN_PREFIX + "/{name:.*}", handle)

@@ -31,7 +31,7 @@ from ...wire.errors import ApiError, error_body
 from ...wire.sse import dumps
 from ..journal import Exchange
 from ..state import STATE, State
-from .api import _json, require_admin
+from .access import admin_json, require_admin
 
 UI: Final = p.ADMIN_PREFIX + "/ui"
 JOURNAL: Final = p.ADMIN_PREFIX + "/journal"
@@ -277,11 +277,11 @@ def _admin(fn: AdminCall) -> Callable[[web.Request], Awaitable[web.StreamRespons
             result = await fn(state, request)
         except ApiError as exc:
             body = error_body(state.profile.dialect, exc.error_type, exc.message, rid)
-            return _json(exc.status, body, {**headers, **exc.headers})
+            return admin_json(exc.status, body, {**headers, **exc.headers})
         if isinstance(result, web.StreamResponse):
             result.headers.update(headers)
             return result
-        return _json(200, result, headers)
+        return admin_json(200, result, headers)
 
     return handle
 

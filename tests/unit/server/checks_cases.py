@@ -10,7 +10,7 @@ import pytest
 
 from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.server.checks import rules
+from mockserver.server.checks import body as rules
 from mockserver.wire import protocol as p
 from mockserver.wire.errors import ApiError
 from mockserver.wire.request import ApiRequest

@@ -202,7 +202,7 @@ def test_request_bound_is_an_upper_bound(body: dict[str, Any]) -> None:
 
 
 def test_unchecked_count_keeps_every_error_and_skips_only_the_count() -> None:
-    from mockserver.server.checks import rules
+    from mockserver.server.checks import body as rules
     from mockserver.wire.errors import ApiError
     from mockserver.wire.request import ApiRequest
 
@@ -233,7 +233,7 @@ def test_ratelimit_headers_made_once_a_second_follow_each_servers_profile() -> N
 
     from mockserver.accounting.tokens import TokenCounter
     from mockserver.config import Settings
-    from mockserver.server.app import ratelimit_headers
+    from mockserver.server.headers import ratelimit_headers
     from mockserver.server.state import State
 
     def state_with(limit: int) -> State:

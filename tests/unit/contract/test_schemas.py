@@ -28,7 +28,7 @@ from mockserver.wire import protocol as p
 from mockserver.wire.errors import error_body
 from mockserver.wire.sse import decode_all
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def paths(found: list[Violation]) -> set[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from mockserver.server.checks.rules import CheckedRequest
 from mockserver.server.memo import CheckedBodies
+from mockserver.wire.request import CheckedRequest
 
 
 def _checked(tag: str) -> CheckedRequest:

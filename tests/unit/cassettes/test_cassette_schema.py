@@ -12,7 +12,7 @@ import yaml
 
 from mockserver.contract import validation
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REQUEST: dict[str, Any] = {
     "model": "deepseek-v3-anthropic",
     "max_tokens": 64,

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from rules_cases import (
+from checks_cases import (
     MODEL,
     WEATHER,
     assert_invalid,
@@ -20,9 +20,10 @@ from rules_cases import (
 
 from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.server.checks import rules
+from mockserver.server.checks import body as rules
 from mockserver.wire import protocol as p
 from mockserver.wire.errors import error_body
+from mockserver.wire.request import CheckedRequest
 
 # --- auth and version -------------------------------------------------------------------
 
@@ -125,7 +126,7 @@ def test_both_dialects_render(profile: Profile, counter: TokenCounter, dialect: 
 def test_checked_request_fields(profile: Profile, counter: TokenCounter) -> None:
     body = ok_body(stream=True, tools=[WEATHER], tool_choice={"type": "any"})
     checked = rules.check(req(body), profile, counter)
-    assert checked == rules.CheckedRequest(
+    assert checked == CheckedRequest(
         body=body,
         model=MODEL,
         max_tokens=256,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rules_cases import (
+from checks_cases import (
     MODEL,
     WEATHER,
     assert_invalid,
@@ -26,7 +26,8 @@ from rules_cases import (
 
 from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.server.checks import rules
+from mockserver.server.checks import body as rules
+from mockserver.server.checks.wording import NOT_UNION_DICT
 from mockserver.wire import protocol as p
 from mockserver.wire.errors import ApiError
 
@@ -197,7 +198,7 @@ ALL_TAGS = (
         ),
         (
             [user("just a string")],
-            "messages.0.content.0: " + rules.NOT_UNION_DICT,
+            "messages.0.content.0: " + NOT_UNION_DICT,
         ),  # type: ignore[arg-type]
         ([user(text("a"), {"type": "text"})], "messages.0.content.1.text.text: Field required"),
         (

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rules_cases import (
+from checks_cases import (
     MODEL,
     assistant,
     rejected,
@@ -21,7 +21,7 @@ from rules_cases import (
 
 from mockserver.accounting.tokens import TokenCounter
 from mockserver.profile import Profile
-from mockserver.server.checks import rules
+from mockserver.server.checks import body as rules
 from mockserver.wire import protocol as p
 
 # --- real traffic and real clients pass -------------------------------------------------
