@@ -158,3 +158,29 @@ def test_rooms_hold_at_most_15_modules() -> None:
         if n > MAX_MODULES_PER_ROOM
     }
     assert not big, f"rooms past {MAX_MODULES_PER_ROOM} modules: {big}"
+
+
+def test_public_names_and_old_import_paths_still_work() -> None:
+    import mockserver
+    from mockserver import conformance, pytest_plugin, strategies
+    from mockserver.contract import conformance as new_conformance, strategies as new_strategies
+    from mockserver.testing import plugin
+
+    assert callable(mockserver.create_app) and callable(mockserver.serve_in_thread)
+    assert mockserver.Settings().mode == "auto"
+    assert conformance.check_message is new_conformance.check_message
+    assert set(conformance.__all__) == set(new_conformance.__all__)
+    assert strategies.message_requests is new_strategies.message_requests
+    assert set(strategies.__all__) >= {"messages", "stream_events", "chunked_streams"}
+    # pytest loads mockserver.pytest_plugin (entry point ``mockserver``): same hooks, fixture
+    assert pytest_plugin.pytest_addoption is plugin.pytest_addoption
+    assert pytest_plugin.mockserver is plugin.mockserver
+    assert pytest_plugin.MockServer is plugin.MockServer
+
+
+def test_the_entry_point_and_console_script_are_unchanged() -> None:
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"mockserver": "mockserver.cli:main"}
+    assert project["entry-points"]["pytest11"] == {"mockserver": "mockserver.pytest_plugin"}
