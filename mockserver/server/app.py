@@ -21,6 +21,7 @@ from ..wire.errors import ApiError, error_body
 from ..wire.reply import Disconnected, Reply
 from ..wire.request import ApiRequest
 from ..wire.sse import dumps
+from ..wire.unicode import printable_headers
 from ..wire.written import WrittenStream
 from .admin import api as admin
 from .endpoints import messages, route
@@ -70,7 +71,7 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
         method = request.method
         path = request.path
         handler = route(method, path)
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = printable_headers(request.headers)  # (names lower-cased)
         query = request.query_string
         body: Any = None
         ex: Exchange | None = None

@@ -13,11 +13,11 @@ from aiohttp import web
 
 from ..wire import protocol as p
 from ..wire.errors import ApiError
+from ..wire.unicode import lone_surrogate, may_hold_surrogates
 
 #: deepest JSON nesting accepted (deeper bodies are a 400): far beyond any real request, and
 #: shallow enough for every recursive step after parsing (checks, matching, journal, YAML)
 MAX_JSON_DEPTH = 128
-#: bodies above this size are checked (tokenized) in a worker thread, off the event loop
 
 
 async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
@@ -78,13 +78,34 @@ def _too_deep() -> ApiError:
     return ApiError.invalid(f"Request body is nested too deeply (over {MAX_JSON_DEPTH} levels)")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+_INF = float("inf")
+
+
 def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 that says what is wrong: not UTF-8, not JSON (``NaN``
+    and ``Infinity`` are not JSON; a number past the float range is refused), a string with a
+    lone surrogate (it cannot be UTF-8 text), nested deeper than ``MAX_JSON_DEPTH``."""
     if not raw.strip():
         raise ApiError.invalid("Request body is empty: send a JSON object")
     try:
-        doc = json.loads(raw)
-    except UnicodeDecodeError:
-        raise ApiError.invalid("Request body is not valid UTF-8 JSON") from None
+        text = raw.decode("utf-8")  # strict: raw surrogate bytes are not UTF-8
+    except UnicodeDecodeError as exc:
+        raise ApiError.invalid(
+            f"Request body is not valid UTF-8: byte {raw[exc.start]:#04x} at offset {exc.start}"
+        ) from None
+    try:
+        doc = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except ValueError as exc:
         raise ApiError.invalid(f"Request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -92,4 +113,10 @@ def parse_json(raw: bytes) -> Any:
     # cheap pre-test: nesting deeper than the limit needs more brackets than the limit
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_over(doc, MAX_JSON_DEPTH):
         raise _too_deep()
+    if may_hold_surrogates(text) and (found := lone_surrogate(doc)) is not None:
+        where, char = found
+        raise ApiError.invalid(
+            f"Request body is not valid JSON: {where}: lone surrogate {char} (a string must be"
+            " valid Unicode: a surrogate needs its pair)"
+        )
     return doc

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import protocol as p
+from .unicode import printable
 
 
 class MockserverError(Exception):
@@ -55,7 +56,9 @@ class ApiError(MockserverError):
 def error_body(
     dialect: str, error_type: str, message: str, request_id: str | None
 ) -> dict[str, Any]:
-    """The error envelope of a dialect: ``anthropic`` or ``deepseek`` (OpenAI style)."""
+    """The error envelope of a dialect: ``anthropic`` or ``deepseek`` (OpenAI style).  A
+    message that echoes text which is not valid Unicode is made printable (U+FFFD)."""
+    message = printable(message)
     if dialect == "deepseek":
         return {
             "error": {

@@ -227,3 +227,133 @@ def near_valid(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
 
 def dumps(doc: Any) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+# --- hostile values: what a fuzzer from outside sends ------------------------------------------
+
+
+class Raw:
+    """Bytes spliced into the encoded body as they are (not a JSON value of Python's):
+    ``NaN``, ``1e999``, invalid UTF-8 inside a string."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Raw({self.data!r})"
+
+
+#: values every JSON path may get: each JSON type, lone surrogates, huge and non-finite
+#: numbers, deep nesting, invalid UTF-8; with whether the endpoint must refuse the body
+#: wherever the value sits (True) or may accept it at some paths (False)
+HOSTILE: tuple[tuple[Any, bool], ...] = (
+    (None, False),
+    (True, False),
+    (0, False),
+    (-1, False),
+    (1.5, False),
+    ("", False),
+    ("x", False),
+    ([], False),
+    ({}, False),
+    ([{"type": "text", "text": "x"}], False),
+    ({"type": "text", "text": "x"}, False),
+    ("\ud800", True),
+    ("a\udfffb", True),
+    ("\udc80", True),
+    ("\ud83d", True),
+    (10**30, False),
+    (-(10**30), False),
+    (10**400, False),
+    (2**64, False),
+    (Raw(b"NaN"), True),
+    (Raw(b"Infinity"), True),
+    (Raw(b"-Infinity"), True),
+    (Raw(b"1e999"), True),
+    (Raw(b"-1" + b"0" * 400 + b".5"), True),
+    (Raw(b'"\xff\xfe"'), True),
+    (Raw(b'"a\xc3"'), True),
+    (Raw(b'"\xed\xa0\x80"'), True),
+    (Raw(b"[" * 200 + b"]" * 200), True),
+    (Raw(b'{"a":' * 150 + b"1" + b"}" * 150), True),
+    (Raw(b"[" * 100 + b"]" * 100), False),
+)
+
+
+def hostile_dumps(doc: Any, ascii_only: bool) -> bytes:
+    """``doc`` as JSON bytes with every ``Raw`` spliced in; lone surrogates as ``\\uXXXX``
+    escapes (``ascii_only``) or as the raw surrogate bytes."""
+    raws: list[bytes] = []
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, Raw):
+            raws.append(value.data)
+            return f"\x00RAW{len(raws) - 1}\x00"
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        return value
+
+    text = json.dumps(mark(doc), ensure_ascii=ascii_only)
+    data = text.encode("utf-8", "surrogatepass")
+    for i, raw in enumerate(raws):
+        data = data.replace(f'"\\u0000RAW{i}\\u0000"'.encode(), raw)
+    return data
+
+
+@st.composite
+def hostile_requests(draw: st.DrawFn) -> tuple[bytes, bool, str]:
+    """A valid request (plain, tools, tool loop, streaming) with one path given a hostile
+    value, or one key added with it: ``(body bytes, must be refused, what was done)``."""
+    body = draw(valid_requests())
+    value, refuse = draw(st.sampled_from(HOSTILE))
+    paths = list(_paths(body))
+    where = draw(st.sampled_from(paths))
+    if not where or draw(st.integers(0, 4)) == 0:  # a new key in an object on the way
+        parent: Any = body
+        for step in where:
+            parent = parent[step]
+        if not isinstance(parent, dict):
+            parent = body
+        parent[draw(st.sampled_from(("extra", "model", "text", "\ud800", "input")))] = value
+        what = f"key added under {where}"
+    else:
+        parent = body
+        for step in where[:-1]:
+            parent = parent[step]
+        parent[where[-1]] = value
+        what = f"value at {where}"
+    return hostile_dumps(body, draw(st.booleans())), refuse, f"{what}: {value!r}"[:200]
+
+
+@st.composite
+def hostile_fault_rules(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """An admin fault rule with one field (or a ``match.body`` value) hostile."""
+    value, refuse = draw(st.sampled_from(HOSTILE))
+    rule: dict[str, Any] = {"fault": "overloaded", "match": {"body": {"$.model": "m"}}}
+    where = draw(st.sampled_from(("fault", "times", "match", "path", "model", "body", "extra")))
+    if where in ("path", "model"):
+        rule["match"][where] = value
+    elif where == "body":
+        rule["match"]["body"]["$.model"] = value
+    else:
+        rule[where] = value
+    return hostile_dumps(rule, draw(st.booleans())), refuse
+
+
+#: query strings with hostile percent-encodings and numbers, for every GET route
+hostile_queries = st.sampled_from(
+    (
+        "?limit=%ED%A0%80",
+        "?limit=1" + "0" * 400,
+        "?limit=1e999",
+        "?limit=NaN",
+        "?after_id=%FF%FE",
+        "?before_id=%ED%A0%80",
+        "?since_id=" + "9" * 400,
+        "?model=%ED%A0%80&path=%FF",
+        "?status=1" + "0" * 30,
+        "?%ED%A0%80=%C3",
+    )
+)

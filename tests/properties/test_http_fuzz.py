@@ -28,6 +28,9 @@ from http_cases import (
     MODEL,
     dumps,
     header_text,
+    hostile_fault_rules,
+    hostile_queries,
+    hostile_requests,
     json_docs,
     json_leaves,
     near_valid,
@@ -62,6 +65,9 @@ BUDGETS = {
     "headers": 200,
     "admin": 250,
     "raw": 60,
+    "hostile": 450,
+    "hostile_admin": 80,
+    "hostile_queries": 60,
 }
 EXAMPLES = sum(BUDGETS.values())
 STATS: Counter[str] = Counter()
@@ -447,6 +453,52 @@ def test_admin_api(fuzz: Fuzz, name: str, method: str, query: str, body: bytes |
     send(fuzz, method, f"{p.ADMIN_PREFIX}/{name}{query}", body, _headers())
 
 
+# --- hostile values at every path, on every route --------------------------------------------
+
+
+@settings(max_examples=budget(BUDGETS["hostile"]))
+@given(hostile=hostile_requests(), route=st.sampled_from((p.PATH_MESSAGES, p.PATH_COUNT_TOKENS)))
+def test_hostile_values_at_every_path(
+    fuzz: Fuzz, hostile: tuple[bytes, bool, str], route: str
+) -> None:
+    """Each JSON type, lone surrogates (escaped and raw), huge and non-finite numbers, deep
+    nesting and invalid UTF-8, at any path of a valid request: never a 5xx; and a value no
+    endpoint can take (a surrogate, NaN, 1e999, bytes that are not UTF-8, nesting past the
+    limit) is a 400 wherever it sits."""
+    raw, refuse, what = hostile
+    ans = send(fuzz, "POST", route, raw, _headers())
+    if refuse:
+        assert ans.status == 400, (what, ans.status, ans.body[:300])
+        STATS["hostile_refused"] += 1
+
+
+@settings(max_examples=budget(BUDGETS["hostile_admin"]))
+@given(rule=hostile_fault_rules())
+def test_hostile_values_in_admin_bodies(fuzz: Fuzz, rule: tuple[bytes, bool]) -> None:
+    raw, refuse = rule
+    ans = send(fuzz, "POST", f"{p.ADMIN_PREFIX}/faults", raw, _headers())
+    if refuse:
+        assert ans.status == 400, (raw[:200], ans.status, ans.body[:300])
+
+
+@settings(max_examples=budget(BUDGETS["hostile_queries"]))
+@given(
+    route=st.sampled_from(
+        (
+            p.PATH_MODELS,
+            f"{p.PATH_MODELS}/{MODEL}",
+            *(
+                f"{p.ADMIN_PREFIX}/{n}"
+                for n in ("journal", "usage", "health", "faults", "ui/api/exchanges")
+            ),
+        )
+    ),
+    query=hostile_queries,
+)
+def test_hostile_query_strings(fuzz: Fuzz, route: str, query: str) -> None:
+    send(fuzz, "GET", route + query, None, _headers())
+
+
 # --- bytes that are not HTTP at all ----------------------------------------------------------
 
 
@@ -500,4 +552,5 @@ def test_server_still_healthy_after_fuzzing(fuzz: Fuzz) -> None:
     assert ans.status == 200 and c.check_message(json.loads(ans.body)) == []
     if STATS["2xx"] + STATS["4xx"] > 500:  # the fuzz tests ran in this session: coverage
         assert STATS["messages"] > 20 and STATS["streams"] > 20, STATS
+        assert STATS["hostile_refused"] > 50, STATS
         assert STATS["4xx"] > 200, STATS

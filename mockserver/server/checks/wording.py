@@ -68,9 +68,11 @@ def str_field(d: Mapping[str, Any], key: str, loc: str, *, optional: bool = Fals
 
 
 def in_range(v: object, loc: str, lo: float, hi: float | None) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, int | float):
         raise invalid(loc, NOT_NUMBER)
-    x = float(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise invalid(loc, f"{NOT_NUMBER}, got a non-finite number")
+    x = v  # (an int is compared as it is: 10**400 has no float)
     if x < lo:
         raise invalid(loc, f"Input should be greater than or equal to {num(lo)}")
     if hi is not None and x > hi:
