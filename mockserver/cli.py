@@ -46,6 +46,15 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--profile", default=DEFAULT_PROFILE, help="built-in profile name or a YAML file path"
     )
     sp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="profile_settings",
+        metavar="KEY=VALUE",
+        help="change one profile key (repeatable), validated like the profile file, e.g. "
+        "--set max_tokens_over_limit=clamp or --set cache.policy=breakpoints",
+    )
+    sp.add_argument(
         "--timing", default="instant", help="instant | recorded | SPEEDx (e.g. 4x) for replays"
     )
     sp.add_argument(
@@ -87,7 +96,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         mode=args.mode,
         cassettes=args.cassettes,
         upstream=args.upstream,
-        profile=load_profile(args.profile),
+        profile=load_profile(args.profile, tuple(args.profile_settings)),
         timing=args.timing,
         api_keys=tuple(args.api_keys),
         seed=args.seed,

@@ -13,6 +13,10 @@ MODES = ("auto", "replay", "synth", "record", "record-new")
 DEFAULT_UPSTREAM = "https://llm.bytespike.ai"
 #: environment variable holding the key used for recording when the client sends none
 UPSTREAM_KEY_ENV = "MOCKSERVER_UPSTREAM_API_KEY"
+#: the placeholder key the pytest plugin sets when none is set; never sent upstream
+DUMMY_API_KEY = "sk-mockserver-dummy-key"
+#: how a refused recording starts its error message (the plugin looks for it)
+NO_KEY_TO_RECORD = "mockserver: not recording with the pytest plugin's placeholder key"
 _SPEED = re.compile(r"^(\d+(?:\.\d+)?)x$")
 
 

@@ -106,10 +106,87 @@ def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: s
     return value
 
 
+#: every key a profile may have: top-level keys, and the keys of its nested mappings
+KEYS: dict[str, tuple[str, ...] | None] = {
+    "name": None,
+    "models": None,
+    "context_window": None,
+    "max_output_tokens": None,
+    **dict.fromkeys(_CHOICES),
+    "temperature_max": None,
+    "anthropic_version": ("required", "accepted"),
+    "tools": None,
+    "parallel_tool_calls": None,
+    "id_prefixes": ("message", "tool_use", "request"),
+    "ping": None,
+    "max_request_bytes": None,
+    "prices_per_million": ("input", "output", "cache_read", "cache_write", "cache_write_1h"),
+    "cache": ("policy", "unit_tokens", "min_cacheable_tokens", "ttl_seconds"),
+    "token_overheads": ("per_request", "per_message", "per_tool", "per_system"),
+    "ratelimit": ("requests_limit", "input_tokens_limit", "output_tokens_limit"),
+}
+
+
+def _check_keys(data: dict[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key not in KEYS:
+            raise ConfigError(
+                f"profile {where}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})"
+            )
+        nested = KEYS[key]
+        if nested is not None and isinstance(value, dict):
+            unknown = sorted(str(k) for k in value if k not in nested)
+            if unknown:
+                raise ConfigError(
+                    f"profile {where}: unknown key {key}.{unknown[0]} "
+                    f"(known: {', '.join(f'{key}.{k}' for k in nested)})"
+                )
+
+
+def apply_settings(data: Any, settings: tuple[str, ...], where: str) -> Any:
+    """``data`` with each ``KEY=VALUE`` of ``settings`` applied (``--set``): ``KEY`` a profile
+    key, ``section.key`` for a nested one; ``VALUE`` read as YAML (``8192``, ``clamp``,
+    ``null``, ``[a, b]``).  The result is validated as a whole by ``parse_profile``."""
+    if not settings:
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {where}: top level must be a mapping")
+    out = dict(data)
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"--set {item!r}: expected KEY=VALUE, e.g. max_tokens_over_limit=clamp"
+            )
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {exc}") from exc
+        section, dot, sub = key.partition(".")
+        if section not in KEYS or (
+            dot and (KEYS[section] is None or sub not in (KEYS[section] or ()))
+        ):
+            known = sorted(
+                [k for k in KEYS if KEYS[k] is None]
+                + [f"{k}.{s}" for k, subs in KEYS.items() if subs for s in subs]
+            )
+            raise ConfigError(
+                f"--set {item!r}: unknown profile key {key!r} (known: {', '.join(known)})"
+            )
+        if dot:
+            nested = out.get(section)
+            out[section] = {**(nested if isinstance(nested, dict) else {}), sub: value}
+        else:
+            out[section] = value
+    return out
+
+
 def parse_profile(data: Any, where: str = "<data>") -> Profile:
     """Validate a profile mapping eagerly; every problem is a ``ConfigError`` naming the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"profile {where}: top level must be a mapping")
+    _check_keys(data, where)
     for key, choices in _CHOICES.items():
         value = data.get(key, choices[0])
         if value not in choices:
@@ -194,8 +271,9 @@ def builtin_names() -> list[str]:
     )
 
 
-def load_profile(name_or_path: str | None = None) -> Profile:
-    """Load a built-in profile by name, or a YAML file by path."""
+def load_profile(name_or_path: str | None = None, settings: tuple[str, ...] = ()) -> Profile:
+    """Load a built-in profile by name, or a YAML file by path; ``settings`` are ``--set
+    KEY=VALUE`` changes applied before it is validated."""
     ref = name_or_path or DEFAULT_PROFILE
     path = Path(ref)
     if ref.endswith((".yaml", ".yml")) or path.is_file():
@@ -216,4 +294,6 @@ def load_profile(name_or_path: str | None = None) -> Profile:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"profile {where}: not valid YAML: {exc}") from exc
-    return parse_profile(data, where)
+    if settings:
+        where = f"{where} with --set {' '.join(settings)}"
+    return parse_profile(apply_settings(data, settings, where), where)

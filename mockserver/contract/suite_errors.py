@@ -7,6 +7,9 @@ from ..wire import protocol as p
 from .suite_cases import WEATHER, Cases
 from .suite_client import Failed
 
+#: a key no endpoint has issued
+BAD_KEY = "sk-invalid-conformance-key"
+
 
 class ErrorCases(Cases):
     """Each method named ``case_*`` is one case, run in definition order."""
@@ -18,10 +21,15 @@ class ErrorCases(Cases):
 
     def case_error_bad_key(self) -> None:
         h = self.c.headers()
-        h[p.H_API_KEY] = "sk-invalid-conformance-key"
-        self.expect_error(
-            self.c.send("POST", p.PATH_MESSAGES, self.body(), h), 401, p.AUTHENTICATION
-        )
+        h[p.H_API_KEY] = BAD_KEY
+        resp = self.c.send("POST", p.PATH_MESSAGES, self.body(), h)
+        if resp.status == 200:
+            raise Failed(
+                f"HTTP 200, expected 401: the endpoint accepted the made-up key {BAD_KEY!r}. "
+                "A mockserver started without --api-key accepts every key: start it with "
+                "`mockserver serve --api-key KEY` and pass the same `--api-key KEY` here"
+            )
+        self.expect_error(resp, 401, p.AUTHENTICATION)
 
     def case_error_no_version(self) -> None:
         resp = self.c.send("POST", p.PATH_MESSAGES, self.body(), self.c.headers(version=False))

@@ -129,12 +129,16 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
         else:
             out_headers = {p.H_REQUEST_ID: request_id, p.H_SOURCE: reply.source, **reply.headers}
         _finish_exchange(ex, reply, t0)
+        sent: list[float] | None = None
+        if ex.written is not None:  # a stream: the journal keeps when each event went out
+            sent = ex.written.sent_ms = []
         try:
-            return await write_reply(request, reply, state.speed, headers=out_headers)
+            return await write_reply(request, reply, state.speed, headers=out_headers, sent=sent)
         except (Disconnected, ConnectionError) as exc:
             # the reply asked for a drop, or the client went away (e.g. its timeout during a
             # stall): the connection is closed, so aiohttp's attempt to finish this placeholder
             # fails quietly as a premature disconnection (no error log, server stays healthy)
+            ex.disconnected = True
             if isinstance(exc, Disconnected):
                 ex.fault = ex.fault or "disconnect"
             elif not _client_gone(request):  # not the client's socket (e.g. an upstream reset)
@@ -190,13 +194,18 @@ def _charge(state: State, ex: Exchange, reply: Reply) -> str:
 
 
 def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
-    ex.status = reply.status
     ex.source = reply.source
     ex.fault = reply.fault
     ex.duration_ms = round((time.monotonic() - t0) * 1000, 3)
+    if reply.disconnect_at == -1:  # dropped before any byte: the client got no status
+        ex.status = 0
+        ex.disconnected = True
+    else:
+        ex.status = reply.status
     message = reply.message
     if message is not None:  # (shared with the reply, which nothing changes)
-        ex.usage = message.get("usage") or {}
+        if not ex.disconnected:  # (nothing reached the client: nothing used, nothing charged)
+            ex.usage = message.get("usage") or {}
         ex.response = message
     elif reply.body is not None:
         try:

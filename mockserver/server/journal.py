@@ -58,6 +58,9 @@ class Exchange:
     violations: list[dict[str, Any]] = field(default_factory=list)
     near_misses: list[dict[str, Any]] = field(default_factory=list)
     duration_ms: float = 0.0
+    #: the connection was dropped before the reply ended (a ``disconnect`` fault, the client
+    #: leaving, the upstream hanging up); ``status`` 0: before any byte of the reply
+    disconnected: bool = False
     #: a stream reply's events by reference; ``to_json`` renders them as ``events``
     written: WrittenStream | None = field(default=None, repr=False, compare=False)
 

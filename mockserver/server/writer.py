@@ -59,11 +59,13 @@ async def write_reply(
     speed: float,
     *,
     headers: dict[str, str] | None = None,
+    sent: list[float] | None = None,
 ) -> web.StreamResponse:
     """Write ``reply``; ``speed`` divides recorded delays (``inf`` = no delays).
 
     ``headers``, when given, are sent instead of ``reply.headers`` (a dict the caller hands
-    over: it may be changed).
+    over: it may be changed).  ``sent``, when given, gets the moment each stream event was
+    written, in ms after the response headers (for the journal's timeline).
     """
     if reply.disconnect_at == -1:
         _abort(request)
@@ -98,6 +100,7 @@ async def write_reply(
     headers.setdefault("cache-control", "no-cache")
     resp = web.StreamResponse(status=reply.status, headers=headers)
     await resp.prepare(request)
+    start = time.monotonic()
     if reply.preamble:
         await resp.write(reply.preamble)
     if reply.live is not None:
@@ -115,16 +118,17 @@ async def write_reply(
     if no_fault and not timed:  # the common case, no delays: nothing to decide per event
         for event in reply.events or ():
             await resp.write(event.wire())
+            if sent is not None:
+                sent.append(_ms_since(start))
         if reply.tail:
             await resp.write(reply.tail)
         await resp.write_eof()
         return resp
     if no_fault and at is not None:  # recorded timing (``timed``), no delivery fault
-        await _write_timed(resp, reply.events or (), at, speed, reply.tail)
+        await _write_timed(resp, reply.events or (), at, speed, reply.tail, start, sent)
         await resp.write_eof()
         return resp
     rng = random.Random(reply.rechunk_seed) if reply.rechunk_seed is not None else None
-    start = time.monotonic()
     for idx, event in enumerate(reply.events or ()):
         if reply.disconnect_at == idx:
             _abort(request)
@@ -143,6 +147,8 @@ async def write_reply(
         else:
             for piece in _pieces(data, rng):
                 await resp.write(piece)
+        if sent is not None:
+            sent.append(_ms_since(start))
     if reply.disconnect_at is not None and reply.disconnect_at >= len(reply.events or ()):
         _abort(request)
         raise Disconnected("disconnect after the last event")
@@ -158,6 +164,8 @@ async def _write_timed(
     at: tuple[float, ...],
     speed: float,
     tail: bytes,
+    start: float | None = None,
+    sent: list[float] | None = None,
 ) -> None:
     """Write each event when it is due (``at`` ms after the start, divided by ``speed``).
 
@@ -166,7 +174,7 @@ async def _write_timed(
     same moments, in fewer system calls, so a busy server catches up instead of falling
     further behind.
     """
-    start = time.monotonic()
+    start = time.monotonic() if start is None else start
     pending: list[bytes] = []
     for idx, event in enumerate(events):
         if idx < len(at):
@@ -174,6 +182,8 @@ async def _write_timed(
             if delay > 0:
                 if pending:
                     await resp.write(b"".join(pending))
+                    if sent is not None:
+                        sent.extend([_ms_since(start)] * (idx - len(sent)))
                     pending = []
                 await asyncio.sleep(delay)
         pending.append(event.wire())
@@ -181,6 +191,12 @@ async def _write_timed(
         pending.append(tail)
     if pending:
         await resp.write(b"".join(pending))
+        if sent is not None:
+            sent.extend([_ms_since(start)] * (len(events) - len(sent)))
+
+
+def _ms_since(start: float) -> float:
+    return round((time.monotonic() - start) * 1000, 3)
 
 
 async def _write_bytes(resp: web.StreamResponse, data: bytes, seed: int | None) -> None:

@@ -31,7 +31,7 @@ import aiohttp
 from ..cassettes import cassette as cas, store
 from ..cassettes.checks import contract_violations
 from ..cassettes.library import H_CASSETTE, Library, cassette_name
-from ..config import UPSTREAM_KEY_ENV
+from ..config import DUMMY_API_KEY, NO_KEY_TO_RECORD, UPSTREAM_KEY_ENV
 from ..contract.violations import Violation
 from ..wire import protocol as p, sse
 from ..wire.errors import ApiError, CassetteError, error_body
@@ -88,6 +88,8 @@ class Recorder:
         """Send ``req`` upstream; the reply the client gets, recorded as it happens."""
         name, path = self.target(req)
         headers, secrets = upstream_headers(req.headers, os.environ.get(UPSTREAM_KEY_ENV))
+        if DUMMY_API_KEY in secrets:  # the upstream would answer 401: nothing worth recording
+            return _refused(req)
         # the client's exact bytes go upstream (a request made in code has none: its body)
         data = req.raw if req.raw or req.body is None else sse.dumps(req.body).encode()
         recorded = cas.RecordedRequest(
@@ -284,6 +286,17 @@ class Recorder:
 
     async def close(self) -> None:
         await self.upstream.close()
+
+
+def _refused(req: ApiRequest) -> Reply:
+    text = (
+        f"{NO_KEY_TO_RECORD}: set ANTHROPIC_API_KEY (or {UPSTREAM_KEY_ENV}, used only for "
+        "recording) to a real key of the upstream, then record again"
+    )
+    log.warning(text)
+    body = sse.dumps(error_body("anthropic", p.AUTHENTICATION, text, req.request_id or None))
+    headers = {p.H_CONTENT_TYPE: p.CT_JSON, p.H_SHOULD_RETRY: "false"}
+    return Reply(status=401, headers=headers, body=body.encode(), source="error")
 
 
 def _journal(violations: list[Violation]) -> dict[str, Any]:

@@ -139,6 +139,8 @@
     for (const id of ["pause", "reset-cache", "clear-journal"]) $(id).disabled = true;
     setLive("locked", "The admin API refused this page: no valid admin token");
     $("empty").textContent = "Nothing to show without the admin token.";
+    $("loading").hidden = true;
+    $("empty").hidden = false;
   }
 
   function setLive(state, why) {
@@ -268,6 +270,7 @@
   }
 
   function updateEmpty() {
+    $("loading").hidden = true; // the journal has answered once
     if (!locked) $("empty").hidden = rows.size > 0;
   }
 
@@ -279,10 +282,6 @@
         for (const x of data.exchanges) upsert(x);
         updateEmpty();
         setLive("ok");
-        if (pendingSelect !== null && rows.has(pendingSelect)) {
-          select(pendingSelect);
-          pendingSelect = null;
-        }
       } catch (err) {
         if (err instanceof AuthError) showLocked();
         else setLive("down", `Cannot reach the server: ${err.message}`);
@@ -302,7 +301,6 @@
 
   // --- one exchange --------------------------------------------------------------------------
 
-  let pendingSelect = null;
   let generation = 0;
 
   function clearDetail() {
@@ -579,10 +577,21 @@
     }
   }
 
+  function span(times) {
+    return times.length ? Math.max(0, ...times) : 0;
+  }
+
   function streamView(events) {
-    const at = events.map((e) => Number(e.at_ms) || 0);
-    const span = Math.max(0, ...at);
-    const timed = span > 0;
+    // sent_ms: when each event was written (ms after the response headers); at_ms: the offset
+    // recorded in the cassette (replays and recordings only)
+    const sent = events.map((e) => (e.sent_ms === null || e.sent_ms === undefined ? null : Number(e.sent_ms)));
+    const rec = events.map((e) => (e.at_ms === null || e.at_ms === undefined ? null : Number(e.at_ms)));
+    const hasSent = sent.some((v) => v !== null);
+    const hasRec = rec.some((v) => v !== null);
+    const at = (hasSent ? sent : rec).map((v) => v ?? 0);
+    const total = span(at);
+    const timed = total >= 1; // under a millisecond: written at once, drawn in order
+    const recSpan = span(rec.map((v) => v ?? 0));
     const W = Math.max(360, Math.round($("detail-pane").clientWidth - 48)); // 1:1 pixels
     const left = 64;
     const right = 14;
@@ -590,12 +599,12 @@
     const top = 4;
     const axisY = top + LANES.length * laneH + 4;
     const H = axisY + 18;
-    const x = (i) => left + (W - left - right) * (timed ? at[i] / span : events.length > 1 ? i / (events.length - 1) : 0);
+    const x = (i) => left + (W - left - right) * (timed ? at[i] / total : events.length > 1 ? i / (events.length - 1) : 0);
     const svg = s("svg", {
       class: "timeline",
       viewBox: `0 0 ${W} ${H}`,
       role: "img",
-      "aria-label": timed ? `Stream timeline: ${events.length} events over ${fmtMs(span)}` : `Stream: ${events.length} events in order`,
+      "aria-label": timed ? `Stream timeline: ${events.length} events over ${fmtMs(total)}` : `Stream: ${events.length} events in order`,
     });
     LANES.forEach((name, k) => {
       const y = top + k * laneH;
@@ -606,11 +615,13 @@
     });
     events.forEach((e, i) => {
       const k = LANES.indexOf(lane(e.event));
+      const when = hasSent ? `sent at ${at[i]} ms` : `at ${at[i]} ms`;
+      const recorded = hasSent && rec[i] !== null ? `, recorded at ${rec[i]} ms` : "";
       svg.append(
         s(
           "rect",
           { class: `ev lane-${LANES[k]}`, x: (x(i) - 1.5).toFixed(2), y: top + k * laneH + 2, width: 3, height: laneH - 4, rx: 1 },
-          s("title", null, `#${i} ${e.event} at ${at[i]} ms`),
+          s("title", null, `#${i} ${e.event} ${when}${recorded}`),
         ),
       );
     });
@@ -618,19 +629,26 @@
     const ticks = timed ? [0, 0.25, 0.5, 0.75, 1] : [0, 1];
     for (const f of ticks) {
       const tx = left + (W - left - right) * f;
-      const label = timed ? fmtMs(span * f) : f === 0 ? "first event" : "last event";
+      const label = timed ? fmtMs(total * f) : f === 0 ? "first event" : "last event";
       svg.append(
         s("line", { x1: tx, x2: tx, y1: axisY, y2: axisY + 4, class: "axis" }),
         s("text", { x: tx, y: axisY + 15, class: "tick", "text-anchor": f === 0 ? "start" : f === 1 ? "end" : "middle" }, label),
       );
     }
-    const note = timed
-      ? `${plural(events.length, "event")} over ${fmtMs(span)} (at_ms: the offset of each event from the start of the reply)`
-      : `${plural(events.length, "event")} written at once (synthesized: no recorded timing, so they are drawn in order)`;
+    const n = plural(events.length, "event");
+    let note;
+    if (!hasSent) note = timed ? `${n} over ${fmtMs(total)} (at_ms: the offset of each event from the start of the reply, as recorded)` : `${n} (no timing known)`;
+    else if (timed) note = `${n} over ${fmtMs(total)} as written (sent: ms after the response headers)` + (hasRec ? `; recorded over ${fmtMs(recSpan)} (at_ms)` : "");
+    else if (hasRec) note = `${n} written at once (timing instant), recorded over ${fmtMs(recSpan)}: the recorded offsets are in the at_ms column`;
+    else note = `${n} written at once (synthesized: no recorded timing, so they are drawn in order)`;
+    const heads = [h("th", { class: "num" }, "#")];
+    if (hasSent) heads.push(h("th", { class: "num", title: "when the event was written, ms after the response headers" }, "sent ms"));
+    if (hasRec) heads.push(h("th", { class: "num", title: "the offset recorded in the cassette" }, "at_ms"));
+    heads.push(h("th", null, "event"), h("th", null, "data"));
     const table = h(
       "table",
       { class: "events" },
-      h("thead", null, h("tr", null, h("th", { class: "num" }, "#"), h("th", { class: "num" }, "at_ms"), h("th", null, "event"), h("th", null, "data"))),
+      h("thead", null, h("tr", null, ...heads)),
       h(
         "tbody",
         null,
@@ -639,7 +657,8 @@
             "tr",
             { class: `lane-${lane(e.event)}` },
             h("td", { class: "num muted" }, i),
-            h("td", { class: "num" }, at[i].toFixed(1)),
+            hasSent ? h("td", { class: "num sent" }, sent[i] === null ? "—" : sent[i].toFixed(1)) : null,
+            hasRec ? h("td", { class: "num recorded-at" }, rec[i] === null ? "—" : rec[i].toFixed(1)) : null,
             h("td", null, h("span", { class: "ev-name" }, String(e.event ?? "(unnamed)"))),
             h("td", { class: "ev-data", title: typeof e.data === "string" ? e.data : JSON.stringify(e.data) }, eventDetail(e)),
           ),
@@ -761,10 +780,11 @@
       else return;
       event.preventDefault();
     });
-    const wanted = Number(location.hash.slice(1));
-    if (Number.isInteger(wanted) && wanted > 0) pendingSelect = wanted;
     loadServerInfo();
     poll();
+    // an exchange named in the address (#ID) opens at once, without waiting for the list
+    const wanted = Number(location.hash.slice(1));
+    if (Number.isInteger(wanted) && wanted > 0) select(wanted);
   }
 
   start();

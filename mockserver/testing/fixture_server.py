@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..cassettes import cassette as cas
 from ..cassettes.matching import ABSENT
-from ..config import Settings
+from ..config import NO_KEY_TO_RECORD, Settings
 from ..contract.violations import short
 from ..profile import Profile, load_profile
 from ..server.fault_rules import FaultBook
@@ -185,6 +185,16 @@ class MockServer:
             )
         return "\n".join(lines)
 
+    def refused_report(self) -> str | None:
+        """Requests the recorder refused to forward with the plugin's placeholder key, or None."""
+        refused = [ex for ex in self.journal.all if _refusal(ex)]
+        if not refused:
+            return None
+        return (
+            f"{_refusal(refused[0])}\n  ({len(refused)} request(s) not recorded; "
+            f"the cassette {self.cassette} was left as it was)"
+        )
+
     def unused_report(self) -> str | None:
         """With ``assert_all_used``: the recorded interactions no request used, or None."""
         if not self.plan.assert_all_used:
@@ -218,6 +228,13 @@ def _describe_miss(ex: Exchange) -> list[str]:
         text = error.get("message") if isinstance(error, dict) else None
         lines.append(f"    {text or 'nothing recorded on this route'}")
     return lines
+
+
+def _refusal(ex: Exchange) -> str | None:
+    """The recorder's refusal text when ``ex`` is a request it would not forward."""
+    error = ex.response.get("error") if isinstance(ex.response, dict) else None
+    text = error.get("message") if isinstance(error, dict) else None
+    return text if isinstance(text, str) and text.startswith(NO_KEY_TO_RECORD) else None
 
 
 def _show(value: Any) -> str:

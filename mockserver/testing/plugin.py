@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ..config import DEFAULT_UPSTREAM, MODES, UPSTREAM_KEY_ENV
+from ..config import DEFAULT_UPSTREAM, DUMMY_API_KEY, MODES, NO_KEY_TO_RECORD, UPSTREAM_KEY_ENV
 from ..wire.errors import MockserverError
 
 if TYPE_CHECKING:
@@ -61,8 +61,6 @@ UPSTREAM_ENV: Final = "MOCKSERVER_UPSTREAM"
 ENV_BASE_URL: Final = "ANTHROPIC_BASE_URL"
 ENV_API_KEY: Final = "ANTHROPIC_API_KEY"
 ENV_AUTH_TOKEN: Final = "ANTHROPIC_AUTH_TOKEN"
-#: what ``ANTHROPIC_API_KEY`` holds during a test when no key is set (the mock accepts any)
-DUMMY_API_KEY: Final = "sk-mockserver-dummy-key"
 
 _SERVER = pytest.StashKey["MockServer"]()
 
@@ -231,6 +229,20 @@ def make_plan(item: pytest.Item) -> Plan:
 # --- fixtures -----------------------------------------------------------------------------------
 
 
+def _real_key() -> bool:
+    """Whether a key for the upstream is set (not the plugin's placeholder)."""
+    names = (ENV_API_KEY, ENV_AUTH_TOKEN, UPSTREAM_KEY_ENV)
+    return any(os.environ.get(name) not in (None, "", DUMMY_API_KEY) for name in names)
+
+
+def _no_key_message() -> str:
+    return (
+        f"{NO_KEY_TO_RECORD}: recording forwards the requests to the upstream with your key. "
+        f"Set {ENV_API_KEY} (or {UPSTREAM_KEY_ENV}, used only for recording) to a real key "
+        "and run again; the cassette was left as it was"
+    )
+
+
 @pytest.fixture(scope="session")
 def _mockserver_session() -> Iterator[SessionHost]:
     host = _fs().SessionHost()  # starts nothing until a test asks for a session-scoped server
@@ -248,6 +260,9 @@ def mockserver(
         settings = plan.settings()
     except (MockserverError, ValueError) as exc:
         pytest.fail(f"mockserver: {exc}", pytrace=False)
+    if plan.mode == "record" and plan.set_env and not _real_key():
+        # (before the cassette is started over: a refused recording must not cost the old one)
+        pytest.fail(_no_key_message(), pytrace=False)
     if plan.mode == "record":  # the cassette holds exactly this run
         plan.cassette.unlink(missing_ok=True)
     session = request.config.getini("mockserver_scope") == "session"
@@ -295,13 +310,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         result = yield
     except Exception as exc:
         server = item.stash.get(_SERVER, None)
-        miss = server.miss_report() if server is not None else None
+        miss = (server.refused_report() or server.miss_report()) if server is not None else None
         if miss:
             exc.add_note(miss)
         raise
     server = item.stash.get(_SERVER, None)
     if server is not None:
-        problem = server.miss_report() or server.unused_report()
+        problem = server.refused_report() or server.miss_report() or server.unused_report()
         if problem:
             pytest.fail(problem, pytrace=False)
     return result

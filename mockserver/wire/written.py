@@ -12,8 +12,10 @@ from .sse import Event
 
 class WrittenStream:
     """A stream reply as written, kept by reference (no work on the hot path): its events,
-    their ``at_ms`` offsets (recorded or replayed; ``None`` for a synthesized stream, all
-    written at once) and the event index a disconnect cut it at.  ``to_json`` renders it
+    their recorded ``at_ms`` offsets (``None`` for a synthesized stream), the moments each
+    was actually written (``sent_ms``, ms after the response headers, filled in by the writer
+    as it goes; with ``--timing instant`` a replay's events go out at once whatever their
+    recorded offsets), and the event index a disconnect cut it at.  ``to_json`` renders it
     when someone asks (the admin journal, the inspector).
 
     A synthesized stream keeps its message rather than its events: they are
@@ -21,7 +23,7 @@ class WrittenStream:
     size); the event count tells which unfolding (with or without ``ping``) was written.
     """
 
-    __slots__ = ("_count", "_events", "_message", "at_ms", "disconnect_at")
+    __slots__ = ("_count", "_events", "_message", "at_ms", "disconnect_at", "sent_ms")
 
     def __init__(
         self,
@@ -34,6 +36,7 @@ class WrittenStream:
         self._count = len(events)
         self.at_ms = at_ms
         self.disconnect_at = disconnect_at
+        self.sent_ms: list[float] | None = None
 
     @classmethod
     def of(cls, reply: Reply) -> WrittenStream:
@@ -61,13 +64,22 @@ class WrittenStream:
         return self.events if cut is None or cut < 0 else self.events[:cut]
 
     def to_json(self) -> list[dict[str, Any]]:
-        """``[{"event": name, "data": parsed JSON (or the text), "at_ms": offset}]``."""
+        """``[{"event": name, "data": parsed JSON (or the text), "at_ms": recorded offset or
+        None, "sent_ms": when it was written or None}]``."""
         at = self.at_ms or ()
+        sent = self.sent_ms or ()
         out: list[dict[str, Any]] = []
         for i, event in enumerate(self.written()):
             try:
                 data: Any = json.loads(event.data)
             except ValueError:
                 data = event.data
-            out.append({"event": event.name, "data": data, "at_ms": at[i] if i < len(at) else 0.0})
+            out.append(
+                {
+                    "event": event.name,
+                    "data": data,
+                    "at_ms": at[i] if i < len(at) else None,
+                    "sent_ms": sent[i] if i < len(sent) else None,
+                }
+            )
         return out

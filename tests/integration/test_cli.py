@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -80,3 +81,71 @@ def test_unknown_profile_name_lists_the_builtins() -> None:
 def test_bad_timing_is_refused() -> None:
     out = run("serve", "--port", "0", "--timing", "fast")
     assert out.returncode == 2 and "--timing" in out.stderr
+
+
+def _post(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    req = urllib.request.Request(
+        url + "/v1/messages",
+        data=json.dumps(body).encode(),
+        headers={
+            "x-api-key": "k",
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_set_changes_one_profile_key(tmp_path: Path) -> None:
+    big = {
+        "model": "deepseek-v3-anthropic",
+        "max_tokens": 32000,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    server = start(["--mode", "synth"], tmp_path / "plain.txt")
+    try:
+        status, body = _post(server.url, big)
+        assert status == 400 and "32000 > 8192" in str(body), body  # the profile's default
+    finally:
+        server.kill()
+    server = start(
+        ["--mode", "synth", "--set", "max_tokens_over_limit=clamp", "--set", "cache.policy=none"],
+        tmp_path / "set.txt",
+    )
+    try:
+        status, body = _post(server.url, big)
+        assert status == 200 and body["type"] == "message", body
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("setting", "needles"),
+    [
+        ("max_tokens_over_limit=bogus", ("'max_tokens_over_limit' must be one of", "clamp")),
+        ("context_window=many", ("context_window",)),
+        ("max_tokns_over_limit=clamp", ("unknown profile key 'max_tokns_over_limit'", "known:")),
+        ("cache.polcy=none", ("unknown profile key 'cache.polcy'", "cache.policy")),
+        ("no-equals-sign", ("expected KEY=VALUE",)),
+    ],
+)
+def test_a_bad_set_is_a_clear_startup_error(setting: str, needles: tuple[str, ...]) -> None:
+    out = run("serve", "--port", "0", "--set", setting)
+    assert out.returncode == 2, out
+    assert out.stderr.startswith("mockserver: error:") and "Traceback" not in out.stderr
+    for needle in needles:
+        assert needle in out.stderr, out.stderr
+
+
+def test_a_profile_file_with_an_unknown_key_names_it(tmp_path: Path) -> None:
+    from importlib import resources
+
+    text = (resources.files("mockserver.profiles") / "deepseek-v3-anthropic.yaml").read_text()
+    prof = tmp_path / "typo.yaml"
+    prof.write_text(text + "max_tokns_over_limit: clamp\n")
+    out = run("serve", "--port", "0", "--profile", str(prof))
+    assert out.returncode == 2 and "unknown key 'max_tokns_over_limit'" in out.stderr

@@ -33,6 +33,17 @@ def test_every_case_passes_against_mockserver(make_server: Any, tmp_path: Path) 
     assert data["failed"] == 0 and data["passed"] == len(outcomes)
 
 
+def test_a_mock_without_api_key_fails_only_the_bad_key_case_and_says_why(
+    make_server: Any,
+) -> None:
+    server = make_server()  # as `make serve` starts it: every key is accepted
+    outcomes = run_suite(server.base_url, timeout=20)
+    failed = {o.case: o.why for o in outcomes if not o.passed}
+    assert list(failed) == ["error_bad_key"], failed
+    why = failed["error_bad_key"]
+    assert "accepts every key" in why and "--api-key" in why, why
+
+
 def test_deepseek_dialect_is_reported(make_server: Any, tmp_path: Path) -> None:
     from importlib import resources
 

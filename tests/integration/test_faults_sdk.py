@@ -251,10 +251,19 @@ def test_in_stream_error_event_type(server: ServerThread) -> None:
 
 
 def test_disconnect_before_headers_is_retried(server: ServerThread) -> None:
+    admin(server, "DELETE", "usage")
     msg = client(server).messages.create(**ask("reset"), **fault("disconnect;at=headers;times=1"))
     assert msg.type == "message"
     assert retry_counts(server) == ["0", "1"]
-    assert journal(server)[0]["fault"] == "disconnect;at=headers;times=1"
+    dropped, answered = journal(server)
+    assert dropped["fault"] == "disconnect;at=headers;times=1"
+    # the journal says what the client got: no status, no usage, nothing charged
+    assert (dropped["status"], dropped["disconnected"]) == (0, True)
+    assert dropped["usage"] is None and dropped["cost_usd"] is None
+    assert (answered["status"], answered["disconnected"]) == (200, False)
+    totals = admin(server, "GET", "usage")
+    assert totals["requests"] == 1  # the answered attempt only
+    assert totals["output_tokens"] == answered["usage"]["output_tokens"]
 
 
 def test_disconnect_before_headers_gives_up(server: ServerThread) -> None:
@@ -290,6 +299,14 @@ def test_disconnect_mid_stream_surfaces_not_retried(server: ServerThread) -> Non
     # events 0..3 arrived (message_start, content_block_start, ping, one delta), then EOF
     assert seen[:3] == ["message_start", "content_block_start", "content_block_delta"]
     assert statuses(server) == [200]
+    (cut,) = journal(server)
+    assert cut["disconnected"] is True
+    assert [e["event"] for e in cut["events"]] == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+    ]
 
 
 def final_message(server: ServerThread, text: str, spec: str | None) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The inspector page in a real headless Chromium (distribution package, driven over the
-DevTools protocol): exchanges sent with the anthropic SDK show up live, open into a readable
+"""The inspector page in a real headless Chromium (distribution package, driven by Playwright
+for Python, no browser download): exchanges sent with the anthropic SDK show up live, open into a readable
 conversation, a stream timeline, contract violations and near-miss diffs; the buttons work;
 a script-bearing prompt is shown as text and never runs; the admin token is honoured.
 
@@ -22,7 +22,8 @@ import aiohttp
 import anthropic
 import pytest
 from aiohttp import web
-from cdp import Browser, Page, chromium, ensure_chromium
+from browser import Session, chromium, ensure_chromium
+from playwright.async_api import Page
 
 from mockserver.cassettes import cassette as cas
 from mockserver.cassettes.checks import lint_file
@@ -97,35 +98,51 @@ def js(value: Any) -> str:
     return json.dumps(value)
 
 
-async def row_count(page: Page) -> int:
-    n: int = await page.evaluate("document.querySelectorAll('#rows tr').length")
-    return n
+async def wait_for(page: Page, expression: str, timeout: float = 10.0) -> Any:
+    """Wait until the JavaScript ``expression`` is truthy; its value.  (Polled with
+    ``evaluate``: ``wait_for_function`` evaluates strings in the page, which the inspector's
+    Content-Security-Policy forbids, as it should.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} s for {expression!r} (last: {value!r})")
+        await asyncio.sleep(0.05)
 
 
-async def open_exchange(page: Page, ex_id: int) -> None:
-    await page.click(f'#rows tr[data-id="{ex_id}"]')
-    await page.wait_for(
+def detail_of(ex_id: int) -> str:
+    return (
         f"document.querySelector('#detail h2') && "
         f"document.querySelector('#detail h2').textContent.startsWith('#{ex_id} ')"
     )
 
 
+async def open_exchange(page: Page, ex_id: int) -> None:
+    await page.click(f'#rows tr[data-id="{ex_id}"]')
+    await wait_for(page, detail_of(ex_id))
+
+
 async def shot(page: Page, name: str) -> Path:
     await asyncio.sleep(0.1)  # let the last layout settle
-    return await page.screenshot(ARTIFACTS / f"{name}.png")
+    path = ARTIFACTS / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(path))
+    return path
 
 
 # --- the main flow: live list, conversation, stream, escaping, buttons ----------------------------
 
 
-async def main_flow(browser: Browser, thread: ServerThread, downloads: Path) -> None:
+async def main_flow(browser: Session, thread: ServerThread, downloads: Path) -> None:
     page = await browser.new_page()
     ui = thread.base_url + "/_mockserver/ui"
     await page.goto(ui)
-    await page.wait_for("document.querySelector('#live').textContent === 'live'")
+    await wait_for(page, "document.querySelector('#live').textContent === 'live'")
     assert await page.evaluate("document.querySelector('#empty').hidden") is False
     # (the server line comes from its own request, which may answer after the first poll)
-    await page.wait_for("document.querySelector('#server-info').textContent.includes('auto mode')")
+    await wait_for(page, "document.querySelector('#server-info').textContent.includes('auto mode')")
 
     async with sdk(thread) as client:
         # replayed from the shipped cassettes: a JSON reply and a stream with recorded at_ms
@@ -187,7 +204,7 @@ async def main_flow(browser: Browser, thread: ServerThread, downloads: Path) -> 
         assert failed.value.status_code == 529
 
     # they show up by themselves (polling), newest first
-    await page.wait_for("document.querySelectorAll('#rows tr').length === 8")
+    await wait_for(page, "document.querySelectorAll('#rows tr').length === 8")
     assert await page.evaluate("document.querySelector('#empty').hidden") is True
     text_ex = exchange(thread, "Say hello in one short sentence.")
     stream_ex = exchange(thread, "Write a haiku about the sea.")
@@ -258,26 +275,35 @@ async def main_flow(browser: Browser, thread: ServerThread, downloads: Path) -> 
     assert await page.evaluate("document.querySelector('#detail .stream')") is None
     await shot(page, "conversation")
 
-    # the stream: one mark per event on the timeline, at its recorded at_ms
+    # the stream, replayed with --timing instant: written at once, its recorded at_ms beside
     await open_exchange(page, stream_ex.id)
     assert stream_ex.written is not None and stream_ex.written.at_ms is not None
+    assert stream_ex.written.sent_ms is not None
     n = len(stream_ex.written.events)
-    await page.wait_for(f"document.querySelectorAll('#detail svg.timeline rect.ev').length === {n}")
+    await wait_for(
+        page, f"document.querySelectorAll('#detail svg.timeline rect.ev').length === {n}"
+    )
+    heads = await page.evaluate(
+        "[...document.querySelectorAll('#detail table.events thead th')].map(th => th.textContent)"
+    )
+    assert heads == ["#", "sent ms", "at_ms", "event", "data"]
     table = await page.evaluate(
         "[...document.querySelectorAll('#detail table.events tbody tr')].map(tr => "
-        "[tr.cells[1].textContent, tr.cells[2].textContent])"
+        "[tr.cells[1].textContent, tr.cells[2].textContent, tr.cells[3].textContent])"
     )
     expected = [
-        (f"{at:.1f}", e.name)
-        for at, e in zip(stream_ex.written.at_ms, stream_ex.written.events, strict=True)
+        (f"{sent:.1f}", f"{at:.1f}", e.name)
+        for sent, at, e in zip(
+            stream_ex.written.sent_ms,
+            stream_ex.written.at_ms,
+            stream_ex.written.events,
+            strict=True,
+        )
     ]
     assert [tuple(r) for r in table] == expected
-    xs = await page.evaluate(
-        "[...document.querySelectorAll('#detail svg.timeline rect.ev')].map(r => Number(r.getAttribute('x')))"
-    )
-    assert xs == sorted(xs) and xs[0] < xs[-1]  # later events further right
+    assert max(stream_ex.written.sent_ms) < 0.2 * max(stream_ex.written.at_ms)  # not paced
     note = await page.evaluate("document.querySelector('#detail .stream .note').textContent")
-    assert f"{n} events over" in note
+    assert note.startswith(f"{n} events written at once (timing instant), recorded over")
     reply_text = await page.evaluate("document.querySelector('#detail .reply .msg').textContent")
     assert "Grey waves fold and break" in reply_text
     stream_shot = await shot(page, "stream")
@@ -287,7 +313,9 @@ async def main_flow(browser: Browser, thread: ServerThread, downloads: Path) -> 
     await open_exchange(page, synth_stream.id)
     assert synth_stream.written is not None and synth_stream.written.at_ms is None
     n = len(synth_stream.written.events)
-    await page.wait_for(f"document.querySelectorAll('#detail svg.timeline rect.ev').length === {n}")
+    await wait_for(
+        page, f"document.querySelectorAll('#detail svg.timeline rect.ev').length === {n}"
+    )
     note = await page.evaluate("document.querySelector('#detail .stream .note').textContent")
     assert note.startswith(f"{n} events written at once")
     if os.environ.get("MOCKSERVER_UPDATE_DOCS"):
@@ -296,13 +324,12 @@ async def main_flow(browser: Browser, thread: ServerThread, downloads: Path) -> 
 
     # download the synthesized tool-use exchange as a cassette interaction
     await open_exchange(page, tool_ex.id)
-    await browser.allow_downloads(downloads)
-    await page.click("#download")
-    target = downloads / f"exchange-{tool_ex.id}.yaml"
-    deadline = time.monotonic() + 10
-    while not target.is_file() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert target.is_file(), sorted(downloads.iterdir())
+    async with page.expect_download() as info:
+        await page.click("#download")
+    download = await info.value
+    assert download.suggested_filename == f"exchange-{tool_ex.id}.yaml"
+    target = downloads / download.suggested_filename
+    await download.save_as(target)
     frozen = cas.loads(target.read_text(), str(target))
     assert lint_file(target) == []
     (inter,) = frozen.interactions
@@ -313,22 +340,23 @@ async def main_flow(browser: Browser, thread: ServerThread, downloads: Path) -> 
     # reset cache: the prompt-cache simulation forgets its entries
     entries = len(state_of(thread).prompt_cache)
     await page.click("#reset-cache")
-    toast = await page.wait_for(
-        "!document.querySelector('#toast').hidden && document.querySelector('#toast').textContent"
+    toast = await wait_for(
+        page,
+        "!document.querySelector('#toast').hidden && document.querySelector('#toast').textContent",
     )
     assert toast.startswith(f"Prompt cache reset: {entries} ")
     assert len(state_of(thread).prompt_cache) == 0
 
     # clear journal: the list empties, and new exchanges still arrive
     await page.click("#clear-journal")
-    await page.wait_for("document.querySelectorAll('#rows tr').length === 0")
+    await wait_for(page, "document.querySelectorAll('#rows tr').length === 0")
     assert len(state_of(thread).journal) == 0
     assert await page.evaluate("document.querySelector('#detail').hidden") is True
     async with sdk(thread) as client:
         await client.messages.create(
             model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "After the clear"}]
         )
-    await page.wait_for("document.querySelectorAll('#rows tr').length === 1")
+    await wait_for(page, "document.querySelectorAll('#rows tr').length === 1")
     return_frozen = inter
     await replay_frozen(return_frozen, target, tool_ex)
 
@@ -354,6 +382,85 @@ def test_inspector_live_list_conversation_stream_and_buttons(
     async def run() -> None:
         async with chromium(chromium_binary) as browser:
             await main_flow(browser, thread, tmp_path)
+            assert browser.errors == []
+
+    asyncio.run(run())
+
+
+# --- the stream as written, and an exchange opened by its address ---------------------------
+
+
+async def timing_flow(browser: Session, servers: list[ServerThread]) -> None:
+    """With --timing recorded the timeline is drawn at the moments the events were written,
+    which follow the recorded offsets; an address with #ID opens that exchange at once, even
+    while the list has not arrived."""
+    thread = start(servers, mode="replay", timing="recorded")
+    async with sdk(thread) as client:
+        async with client.messages.stream(
+            model=MODEL,
+            max_tokens=256,
+            messages=[{"role": "user", "content": "Write a haiku about the sea."}],
+        ) as stream:
+            await stream.get_final_message()
+        await client.messages.create(
+            model=MODEL,
+            max_tokens=256,
+            messages=[{"role": "user", "content": "Say hello in one short sentence."}],
+        )
+    stream_ex = exchange(thread, "Write a haiku about the sea.")
+    written = stream_ex.written
+    assert written is not None and written.at_ms is not None and written.sent_ms is not None
+    for sent, at in zip(written.sent_ms, written.at_ms, strict=True):
+        assert at - 5 <= sent <= at + 250, (sent, at)  # paced: never early, never far behind
+
+    page = await browser.new_page()
+    held: list[Any] = []
+    released = False
+
+    async def hold_the_list(route: Any) -> None:  # the list answers late (a slow journal)
+        if released:
+            await route.continue_()
+        else:
+            held.append(route)
+
+    await page.route("**/_mockserver/ui/api/exchanges*", hold_the_list)
+    await page.goto(thread.base_url + f"/_mockserver/ui#{stream_ex.id}")
+    # at load: never the false "No exchanges yet"; the exchange itself without the list
+    assert await page.evaluate("document.querySelector('#empty').hidden") is True
+    await wait_for(page, detail_of(stream_ex.id), timeout=5)
+    assert held and await page.evaluate("document.querySelectorAll('#rows tr').length") == 0
+    assert await page.evaluate("document.querySelector('#loading').hidden") is False
+    n = len(written.events)
+    await wait_for(
+        page, f"document.querySelectorAll('#detail svg.timeline rect.ev').length === {n}"
+    )
+    table = await page.evaluate(
+        "[...document.querySelectorAll('#detail table.events tbody tr')].map(tr => "
+        "[Number(tr.cells[1].textContent), Number(tr.cells[2].textContent)])"
+    )
+    assert [row[1] for row in table] == [round(at, 1) for at in written.at_ms]
+    assert [row[0] for row in table] == [round(s, 1) for s in written.sent_ms]
+    xs = await page.evaluate(
+        "[...document.querySelectorAll('#detail svg.timeline rect.ev')].map(r => Number(r.getAttribute('x')))"
+    )
+    assert xs == sorted(xs) and xs[0] < xs[-1]  # drawn at the moments written
+    note = await page.evaluate("document.querySelector('#detail .stream .note').textContent")
+    assert note.startswith(f"{n} events over") and "as written" in note and "recorded over" in note
+    await shot(page, "stream-timed")
+    # the list arrives: the opened exchange's row is the selected one
+    released = True
+    for route in held:
+        await route.continue_()
+    await wait_for(page, f"document.querySelector('#rows tr.selected[data-id=\"{stream_ex.id}\"]')")
+    assert await page.evaluate("document.querySelector('#loading').hidden") is True
+
+
+def test_inspector_stream_as_written_and_exchange_by_address(
+    chromium_binary: Path, servers: list[ServerThread]
+) -> None:
+    async def run() -> None:
+        async with chromium(chromium_binary) as browser:
+            await timing_flow(browser, servers)
             assert browser.errors == []
 
     asyncio.run(run())
@@ -388,28 +495,30 @@ async def drifting_upstream() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def token_flow(browser: Browser, servers: list[ServerThread], tmp_path: Path) -> None:
+async def token_flow(browser: Session, servers: list[ServerThread], tmp_path: Path) -> None:
     thread = start(servers, mode="replay", admin_token=TOKEN)
     ui = thread.base_url + "/_mockserver/ui"
     page = await browser.new_page()
 
     # without the token: a clear message, nothing listed
     await page.goto(ui)
-    banner = await page.wait_for(
-        "!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent"
+    banner = await wait_for(
+        page,
+        "!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent",
     )
     assert "This server needs an admin token" in banner and "?token=" in banner
     assert await page.evaluate("document.querySelector('#live').textContent") == "locked"
     await shot(page, "locked")
     await page.goto(ui + "?token=wrong")
-    banner = await page.wait_for(
-        "!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent"
+    banner = await wait_for(
+        page,
+        "!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent",
     )
     assert "The admin token was rejected" in banner
 
     # with it: the unmatched request and its near-miss diff
     await page.goto(ui + f"?token={TOKEN}")
-    await page.wait_for("document.querySelector('#live').textContent === 'live'")
+    await wait_for(page, "document.querySelector('#live').textContent === 'live'")
     assert await page.evaluate("document.querySelector('#banner').hidden") is True
     asked = "Say hello in one short sentence."  # as in text.yaml, but with another max_tokens
     async with sdk(thread) as client:
@@ -417,7 +526,7 @@ async def token_flow(browser: Browser, servers: list[ServerThread], tmp_path: Pa
             await client.messages.create(
                 model=MODEL, max_tokens=100, messages=[{"role": "user", "content": asked}]
             )
-    await page.wait_for("document.querySelectorAll('#rows tr').length === 1")
+    await wait_for(page, "document.querySelectorAll('#rows tr').length === 1")
     miss = exchange(thread, asked)
     cells = await page.evaluate(
         "[...document.querySelector('#rows tr').cells].map(td => td.textContent)"
@@ -457,7 +566,7 @@ async def token_flow(browser: Browser, servers: list[ServerThread], tmp_path: Pa
     drifted = exchange(rec, "Drift")
     assert drifted.violations
     await page.goto(rec.base_url + "/_mockserver/ui")
-    await page.wait_for("document.querySelectorAll('#rows tr').length === 1")
+    await wait_for(page, "document.querySelectorAll('#rows tr').length === 1")
     cells = await page.evaluate(
         "[...document.querySelector('#rows tr').cells].map(td => td.textContent)"
     )

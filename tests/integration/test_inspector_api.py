@@ -163,14 +163,21 @@ def test_written_stream_renders_what_reached_the_wire() -> None:
         Event("ping", '{"type":"ping"}'),
         Event(None, "not json"),
     )
-    assert WrittenStream(events, (1.0, 2.5, 3.0)).to_json() == [
-        {"event": "message_start", "data": {"type": "message_start"}, "at_ms": 1.0},
-        {"event": "ping", "data": {"type": "ping"}, "at_ms": 2.5},
-        {"event": None, "data": "not json", "at_ms": 3.0},
+    stream = WrittenStream(events, (1.0, 2.5, 3.0))
+    stream.sent_ms = [0.1, 0.2, 0.3]
+    assert stream.to_json() == [
+        {"event": "message_start", "data": {"type": "message_start"}, "at_ms": 1.0, "sent_ms": 0.1},
+        {"event": "ping", "data": {"type": "ping"}, "at_ms": 2.5, "sent_ms": 0.2},
+        {"event": None, "data": "not json", "at_ms": 3.0, "sent_ms": 0.3},
     ]
-    cut = WrittenStream(events, None, disconnect_at=1)
+    cut = WrittenStream(events, None, disconnect_at=1)  # synthesized: nothing recorded
     assert cut.to_json() == [
-        {"event": "message_start", "data": {"type": "message_start"}, "at_ms": 0.0}
+        {
+            "event": "message_start",
+            "data": {"type": "message_start"},
+            "at_ms": None,
+            "sent_ms": None,
+        }
     ]
 
 

@@ -86,6 +86,9 @@ def synth_upstream() -> Iterator[str]:
     thread.stop()
 
 
+UPSTREAM_KEY = "sk-upstream-for-tests"
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
@@ -96,6 +99,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         UPSTREAM_KEY_ENV,
     ):
         monkeypatch.delenv(name, raising=False)
+    # recording needs a key for the upstream (the local ones accept any)
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
 
 
 # --- record, replay, miss, record-new --------------------------------------------------------------
@@ -121,13 +126,13 @@ def test_record_replay_miss_and_record_new(pytester: pytest.Pytester, traffic_di
         result = run(pytester, "--mockserver-mode=record", f"--mockserver-upstream={fake.url}")
         result.assert_outcomes(passed=1)
         assert len(fake.requests) == 1
-        assert credential(fake.requests[0].headers) == DUMMY_API_KEY  # the dummy key was set
+        assert credential(fake.requests[0].headers) == UPSTREAM_KEY  # the upstream key, set
         recorded = interactions(cassette)
         assert [i["request"]["body"]["messages"][0]["content"] for i in recorded] == [
             "hello plugin"
         ]
         assert recorded[0]["response"]["body"]["content"][0]["text"] == "echo: hello plugin"
-        assert DUMMY_API_KEY not in cassette.read_text()
+        assert UPSTREAM_KEY not in cassette.read_text()
 
         # replay (the default): served from the cassette, the upstream stays idle
         result = run(pytester)
@@ -159,6 +164,31 @@ def test_record_replay_miss_and_record_new(pytester: pytest.Pytester, traffic_di
     run(pytester).assert_outcomes(passed=1)
     project(pytester, HELLO)
     run(pytester).assert_outcomes(passed=1)
+
+
+def test_recording_without_a_key_is_refused_and_says_which_variable_to_set(
+    pytester: pytest.Pytester, traffic_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(UPSTREAM_KEY_ENV)
+    cassettes = project(pytester, HELLO)
+    cassette = cassettes / "test_hello.yaml"
+    cassette.parent.mkdir(parents=True)
+    cassette.write_text("version: 1\ninteractions: []\n")
+    with running(traffic_dir) as fake:
+        for mode in ("record", "record-new"):
+            result = run(pytester, f"--mockserver-mode={mode}", f"--mockserver-upstream={fake.url}")
+            # record: refused as the test is set up; record-new: when a miss would go upstream
+            result.assert_outcomes(**({"errors": 1} if mode == "record" else {"failed": 1}))
+            out = result.stdout.str()
+            assert "not recording with the pytest plugin's placeholder key" in out, out
+            assert "ANTHROPIC_API_KEY" in out and UPSTREAM_KEY_ENV in out, out
+        assert fake.requests == []  # the placeholder key never went upstream
+    assert cassette.read_text() == "version: 1\ninteractions: []\n"  # nor was it recorded
+    monkeypatch.setenv(ENV_API_KEY, "sk-a-real-key")  # a key of the user's: recording works
+    with running(traffic_dir) as fake:
+        result = run(pytester, "--mockserver-mode=record", f"--mockserver-upstream={fake.url}")
+        result.assert_outcomes(passed=1)
+        assert credential(fake.requests[0].headers) == "sk-a-real-key"
 
 
 def test_a_miss_the_app_swallows_still_fails_the_test(pytester: pytest.Pytester) -> None:
