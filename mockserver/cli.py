@@ -70,7 +70,25 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="a repeated request past its recorded sequence is a miss instead of repeating the last",
     )
-    sp.add_argument("--admin-token", help="require this token on every /_mockserver/ call")
+    sp.add_argument(
+        "--admin-token",
+        help="require this token on every /_mockserver/ call (generated and printed when the "
+        "server binds a non-loopback address without one)",
+    )
+    sp.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        dest="allowed_hosts",
+        metavar="NAME",
+        help="another Host name the admin API and inspector answer to (repeatable; by default "
+        "only the bound address, and localhost for a loopback bind)",
+    )
+    sp.add_argument(
+        "--no-admin",
+        action="store_true",
+        help="serve no admin API and no inspector (every /_mockserver/ path is a 404)",
+    )
     sp.add_argument("--faults", type=Path, dest="fault_config", help="YAML file of fault rules")
     sp.add_argument(
         "--ignore",
@@ -102,6 +120,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         seed=args.seed,
         strict_sequence=args.strict_sequence,
         admin_token=args.admin_token,
+        admin=not args.no_admin,
+        allowed_hosts=tuple(args.allowed_hosts),
         validate=not args.no_validate,
         ignore_paths=tuple(args.ignore_paths),
         fault_config=args.fault_config,

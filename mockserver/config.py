@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,24 @@ DUMMY_API_KEY = "sk-mockserver-dummy-key"
 #: how a refused recording starts its error message (the plugin looks for it)
 NO_KEY_TO_RECORD = "mockserver: not recording with the pytest plugin's placeholder key"
 _SPEED = re.compile(r"^(\d+(?:\.\d+)?)x$")
+#: the names of this machine's loopback interface, as a ``Host`` header spells them
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def loopback_bind(host: str) -> bool:
+    """Whether binding ``host`` serves this machine only (``127.0.0.1``, ``::1``, ``localhost``)."""
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def wildcard_bind(host: str) -> bool:
+    """Whether binding ``host`` serves every interface (``0.0.0.0``, ``::``)."""
+    return host.strip().strip("[]") in ("0.0.0.0", "::", "")
 
 
 def default_cassettes_dir() -> Path:
@@ -40,6 +60,12 @@ class Settings:
     seed: int = 0
     strict_sequence: bool = False
     admin_token: str | None = None
+    #: the admin API and the inspector are served (``--no-admin``: not at all)
+    admin: bool = True
+    #: more ``Host`` names the admin API and the inspector answer to (``--allowed-host``)
+    allowed_hosts: tuple[str, ...] = ()
+    #: the admin token was made here, for a non-loopback bind given none (printed at startup)
+    admin_token_generated: bool = False
     validate: bool = True  # run contract checks on recorded exchanges
     ignore_paths: tuple[str, ...] = ()  # JSON paths left out of matching
     fault_config: Path | None = None
@@ -65,6 +91,10 @@ class Settings:
             raise ConfigError(f"read_timeout must be > 0 seconds, got {self.read_timeout}")
         if self.workers < 1:
             raise ConfigError("--workers must be >= 1")
+        if self.admin and self.admin_token is None and not loopback_bind(self.host):
+            # served to the network: the admin API (journal: prompts, replies) needs a token
+            object.__setattr__(self, "admin_token", secrets.token_urlsafe(24))
+            object.__setattr__(self, "admin_token_generated", True)
         if self.mode in ("record", "record-new") and not self.upstream.startswith(
             ("http://", "https://")
         ):

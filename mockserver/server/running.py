@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from aiohttp import web
 
 from ..accounting.tokens import get_tokenizer
-from ..config import Settings
+from ..config import Settings, loopback_bind, wildcard_bind
 from ..wire.errors import ConfigError
 from . import redaction
 from .app import create_app, front_handler
@@ -90,6 +90,37 @@ async def start(settings: Settings) -> tuple[web.AppRunner, str, State]:
     return runner, f"http://{settings.host}:{port}", app[STATE]
 
 
+def startup_text(settings: Settings, url: str) -> str:
+    """What ``mockserver serve`` prints once it serves: where, and the inspector's address
+    (with the admin token when the server made one: printed here once, never logged)."""
+    many = f" ({settings.workers} processes)" if settings.workers > 1 else ""
+    local = url
+    if wildcard_bind(settings.host):  # every interface: show the loopback address too
+        local = url.replace(f"//{settings.host}:", "//127.0.0.1:", 1).replace(
+            "//[::]:", "//[::1]:", 1
+        )
+    lines = [
+        f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on {url}{many}",
+        f"  export ANTHROPIC_BASE_URL={local}",
+    ]
+    if not settings.admin:
+        lines.append("  admin API and inspector: off (--no-admin)")
+    elif settings.admin_token_generated:
+        token = settings.admin_token
+        lines += [
+            f"  the admin API and the inspector are served to the network: every /_mockserver/ "
+            f"call needs the admin token, generated for this run: {token}",
+            f"  inspector: {local}/_mockserver/ui?token={token}",
+        ]
+    else:
+        if not loopback_bind(settings.host):
+            lines.append(
+                "  the admin API and the inspector are served to the network behind --admin-token"
+            )
+        lines.append(f"  inspector: {local}/_mockserver/ui")
+    return "\n".join(lines)
+
+
 def _stop_on_signals(stop: asyncio.Event) -> None:
     """SIGTERM and SIGINT set ``stop`` (where the loop supports signal handlers)."""
     loop = asyncio.get_running_loop()
@@ -127,13 +158,7 @@ def run(settings: Settings) -> int:
             if placeholder is not None:
                 placeholder.close()
         collector = serving_collector(state)
-        many = f" ({settings.workers} processes)" if settings.workers > 1 else ""
-        print(
-            f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on "
-            f"{url}{many}\n  export ANTHROPIC_BASE_URL={url}\n"
-            f"  inspector: {url}/_mockserver/ui",
-            flush=True,
-        )
+        print(startup_text(settings, url), flush=True)
         watch = asyncio.ensure_future(_watch_workers(workers)) if workers else None
         try:
             await stop.wait()

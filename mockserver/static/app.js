@@ -89,6 +89,9 @@
 
   async function api(method, path) {
     const headers = token ? { "x-mockserver-admin-token": token } : {};
+    // a call that changes the server says it is JSON (the server refuses others: a page on
+    // another site cannot send this without a preflight, which the server never grants)
+    if (method !== "GET") headers["content-type"] = "application/json";
     const resp = await fetch(path, { method, headers, cache: "no-store" });
     if (resp.status === 401) throw new AuthError("admin token required");
     const data = await resp.json().catch(() => null);

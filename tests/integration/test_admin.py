@@ -191,7 +191,12 @@ def test_bad_fault_rules_are_400(h: Http, body: Any, words: list[str]) -> None:
 
 def test_bad_json_to_faults(h: Http) -> None:
     conn = http.client.HTTPConnection(h.host, h.port, timeout=5)
-    conn.request("POST", f"{p.ADMIN_PREFIX}/faults", body=b"{nope")
+    conn.request(
+        "POST",
+        f"{p.ADMIN_PREFIX}/faults",
+        body=b"{nope",
+        headers={"content-type": "application/json"},
+    )
     resp = conn.getresponse()
     data = json.loads(resp.read())
     conn.close()

@@ -93,7 +93,10 @@ def drain(stream: Any) -> None:
 def admin(server: ServerThread, method: str, name: str, body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        f"{server.base_url}{p.ADMIN_PREFIX}/{name}", data=data, method=method
+        f"{server.base_url}{p.ADMIN_PREFIX}/{name}",
+        data=data,
+        method=method,
+        headers={p.H_CONTENT_TYPE: p.CT_JSON},
     )
     with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())

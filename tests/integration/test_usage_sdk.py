@@ -48,7 +48,7 @@ def client(server: ServerThread) -> anthropic.Anthropic:
 def admin(server: ServerThread, method: str, name: str) -> Any:
     parts = urlsplit(server.base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    conn.request(method, f"{p.ADMIN_PREFIX}/{name}")
+    conn.request(method, f"{p.ADMIN_PREFIX}/{name}", headers={p.H_CONTENT_TYPE: p.CT_JSON})
     resp = conn.getresponse()
     data = json.loads(resp.read())
     conn.close()

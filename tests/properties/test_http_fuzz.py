@@ -211,7 +211,9 @@ def send(fz: Fuzz, method: str, path: str, body: bytes | None, headers: dict[str
     check_answer(fz, method, path, headers, ans)
     if _route(path) == "admin" and method not in ("GET", "HEAD"):
         # a fuzzed body may have been a valid fault rule: never let it leak into later examples
-        cleanup = fz.client.request("DELETE", f"{p.ADMIN_PREFIX}/faults", None, {})
+        cleanup = fz.client.request(
+            "DELETE", f"{p.ADMIN_PREFIX}/faults", None, {"content-type": p.CT_JSON}
+        )
         assert cleanup.status == 200
     return ans
 

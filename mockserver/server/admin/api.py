@@ -9,7 +9,7 @@ Admin calls are not journaled.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,17 +20,15 @@ from ..fault_rules import FaultRule
 from ..faults import FaultSpecError
 from ..parse import parse_json, read_body
 from ..state import STATE, State
-from .access import admin_json, require_admin
+from .access import AdminCall, admin_json, answer
 from .inspector import add_routes as add_inspector
 
-AdminHandler = Callable[[State, web.Request], Awaitable[Any]]
-
 #: path below the prefix -> {method: handler}
-ROUTES: dict[str, dict[str, AdminHandler]] = {}
+ROUTES: dict[str, dict[str, AdminCall]] = {}
 
 
-def _route(name: str, method: str) -> Callable[[AdminHandler], AdminHandler]:
-    def register(fn: AdminHandler) -> AdminHandler:
+def _route(name: str, method: str) -> Callable[[AdminCall], AdminCall]:
+    def register(fn: AdminCall) -> AdminCall:
         ROUTES.setdefault(name, {})[method] = fn
         return fn
 
@@ -144,27 +142,39 @@ async def reload(state: State, request: web.Request) -> Any:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
+    return await answer(request, _route_call)
+
+
+async def _route_call(state: State, request: web.Request) -> Any:
     name = request.match_info.get("name", "")
+    methods = ROUTES.get(name)
+    if methods is None:
+        raise ApiError.not_found(f"Not Found: {p.ADMIN_PREFIX}/{name}")
+    fn = methods.get(request.method)
+    if fn is None:
+        allowed = ", ".join(sorted(methods))
+        raise ApiError(
+            405,
+            p.NOT_FOUND,
+            f"{request.method} not allowed here; use {allowed}",
+            headers={"allow": allowed},
+        )
+    return await fn(state, request)
+
+
+async def _off(request: web.Request) -> web.StreamResponse:
+    """``--no-admin``: every admin path is a 404, as on a server that has none."""
+    state = request.app[STATE]
     rid = state.new_request_id()
-    headers = {p.H_REQUEST_ID: rid}
-    try:
-        require_admin(state, request)
-        methods = ROUTES.get(name)
-        if methods is None:
-            raise ApiError.not_found(f"Not Found: {p.ADMIN_PREFIX}/{name}")
-        fn = methods.get(request.method)
-        if fn is None:
-            allowed = ", ".join(sorted(methods))
-            headers["allow"] = allowed
-            raise ApiError(405, p.NOT_FOUND, f"{request.method} not allowed here; use {allowed}")
-        return admin_json(200, await fn(state, request), headers)
-    except ApiError as exc:
-        body = error_body(state.profile.dialect, exc.error_type, exc.message, rid)
-        return admin_json(exc.status, body, {**headers, **exc.headers})
+    body = error_body(state.profile.dialect, p.NOT_FOUND, "Not Found", rid)
+    return admin_json(404, body, {p.H_REQUEST_ID: rid})
 
 
 def add_routes(app: web.Application) -> None:
-    """Register ``/_mockserver/{name}`` (call before the catch-all route)."""
+    """Register ``/_mockserver/{name}`` (call before the catch-all route); with ``--no-admin``
+    one route that answers 404 to all of them (and journals nothing)."""
+    if not app[STATE].settings.admin:
+        app.router.add_route("*", p.ADMIN_PREFIX + "{tail:(/.*)?}", _off)
+        return
     add_inspector(app)  # /_mockserver/ui and /_mockserver/journal/{id}[/interaction] first
     app.router.add_route("*", p.ADMIN_PREFIX + "/{name:.*}", handle)

@@ -27,11 +27,11 @@ from aiohttp import web
 
 from ...cassettes import cassette as cas
 from ...wire import protocol as p
-from ...wire.errors import ApiError, error_body
+from ...wire.errors import ApiError
 from ...wire.sse import dumps
 from ..journal import Exchange
-from ..state import STATE, State
-from .access import admin_json, require_admin
+from ..state import State
+from .access import AdminCall, answer
 
 UI: Final = p.ADMIN_PREFIX + "/ui"
 JOURNAL: Final = p.ADMIN_PREFIX + "/journal"
@@ -58,8 +58,6 @@ PREVIEW_CHARS: Final = 160
 #: methods a cassette can hold (``schemas/cassette.json``)
 CASSETTE_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
-AdminCall = Callable[[State, web.Request], Awaitable[Any]]
-
 
 # --- the page -------------------------------------------------------------------------------
 
@@ -69,14 +67,14 @@ def asset_bytes(name: str) -> bytes:
     return (resources.files("mockserver") / "static" / name).read_bytes()
 
 
-async def page(request: web.Request) -> web.Response:
+async def page(state: State, request: web.Request) -> web.Response:
     return _asset("index.html")
 
 
-async def asset(request: web.Request) -> web.Response:
+async def asset(state: State, request: web.Request) -> web.Response:
     name = request.match_info["file"]
     if name not in ASSETS:
-        raise web.HTTPNotFound(text=f"no such file: {name}")
+        raise ApiError.not_found(f"no such file: {name}")
     return _asset(name)
 
 
@@ -264,24 +262,13 @@ async def interaction(state: State, request: web.Request) -> Any:
     )
 
 
-def _admin(fn: AdminCall) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Token check and the admin API's error envelope around ``fn`` (JSON unless it
-    returns a response of its own)."""
+def _admin(
+    fn: AdminCall, *, data: bool = True
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """``fn`` behind the admin locks (``access``); ``data`` False: a static file of the page."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        state = request.app[STATE]
-        rid = state.new_request_id()
-        headers = {p.H_REQUEST_ID: rid, "cache-control": "no-store"}
-        try:
-            require_admin(state, request)
-            result = await fn(state, request)
-        except ApiError as exc:
-            body = error_body(state.profile.dialect, exc.error_type, exc.message, rid)
-            return admin_json(exc.status, body, {**headers, **exc.headers})
-        if isinstance(result, web.StreamResponse):
-            result.headers.update(headers)
-            return result
-        return admin_json(200, result, headers)
+        return await answer(request, fn, data=data)
 
     return handle
 
@@ -289,9 +276,9 @@ def _admin(fn: AdminCall) -> Callable[[web.Request], Awaitable[web.StreamRespons
 def add_routes(app: web.Application) -> None:
     """Register the page and its routes (before the admin API's catch-all)."""
     router = app.router
-    router.add_get(UI, page)
-    router.add_get(UI + "/", page)
+    router.add_get(UI, _admin(page, data=False))
+    router.add_get(UI + "/", _admin(page, data=False))
     router.add_get(UI + "/api/exchanges", _admin(exchanges))
-    router.add_get(UI + "/{file}", asset)
+    router.add_get(UI + "/{file}", _admin(asset, data=False))
     router.add_get(JOURNAL + "/{id:[0-9]{1,18}}", _admin(exchange))
     router.add_get(JOURNAL + "/{id:[0-9]{1,18}}/interaction", _admin(interaction))
