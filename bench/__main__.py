@@ -10,7 +10,7 @@ import sys
 from . import report
 from .suite import Bench, Plan, workdir
 
-STEPS = ("throughput", "validation", "workers", "startup", "matching", "paced")
+STEPS = ("throughput", "validation", "workers", "startup", "matching", "instances", "paced")
 
 
 def main(argv: list[str] | None = None) -> int:

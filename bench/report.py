@@ -115,6 +115,15 @@ def verdicts(results: Results) -> list[dict[str, Any]]:
         s, mem = warm["first_replay_s"], warm["rss_mb"]
         add("startup, 10,000 interactions, to first replay (s)", s, s < 1.0, "< 1")
         add("resident memory, 10,000 interactions (MB)", mem, mem < 200, "< 200")
+    typical = [r["p50_us"] for r in results.instances if r["kind"] == "typical"]
+    if typical:
+        worst = max(typical)
+        add(
+            "tool input for a typical tool schema, p50 (us, worst schema)",
+            worst,
+            worst < 1000,
+            "< 1000",
+        )
     if results.matching:
         g = results.matching[-1].get("growth_vs_smallest")
         add(
@@ -244,6 +253,15 @@ def render(results: Results, facts: dict[str, Any], checks: list[dict[str, Any]]
             table(
                 ["interactions", "hit us", "miss us"],
                 [[r["interactions"], r["hit_us"], r["miss_us"]] for r in results.matching],
+            ),
+            "",
+        ]
+    if results.instances:
+        parts += [
+            "Schema instances (a tool input or structured value, generated and validated, in process)",
+            table(
+                ["schema", "kind", "p50 us", "p90 us"],
+                [[r["schema"], r["kind"], r["p50_us"], r["p90_us"]] for r in results.instances],
             ),
             "",
         ]

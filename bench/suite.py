@@ -52,6 +52,7 @@ class Results:
     throughput: list[dict[str, Any]] = field(default_factory=list)
     startup: list[dict[str, Any]] = field(default_factory=list)
     matching: list[dict[str, Any]] = field(default_factory=list)
+    instances: list[dict[str, Any]] = field(default_factory=list)
     paced: list[dict[str, Any]] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -269,6 +270,34 @@ class Bench:
         first, last = self.results.matching[0], self.results.matching[-1]
         last["growth_vs_smallest"] = round(last["hit_us"] / first["hit_us"], 2)
 
+    # -- schema instances (synth's tool inputs and structured replies) ----------------------------
+    def run_instances(self) -> None:
+        log("schema instances: one tool input or structured value, validated (in process)")
+        import random
+        import statistics
+
+        from mockserver.sources.instances import instance
+
+        from .schemas import RICH, TYPICAL
+
+        for kind, group in (("typical", TYPICAL), ("rich", RICH)):
+            for name, schema in group.items():
+                instance(schema, random.Random(0))  # the validator is built once per schema
+                times = []
+                for seed in range(300 if self.plan.quick else 2000):
+                    t = time.perf_counter()
+                    instance(schema, random.Random(seed), "edit /tmp/x.txt")
+                    times.append((time.perf_counter() - t) * 1e6)
+                times.sort()
+                row = {
+                    "schema": name,
+                    "kind": kind,
+                    "p50_us": round(statistics.median(times), 1),
+                    "p90_us": round(times[int(len(times) * 0.9)], 1),
+                }
+                self.results.instances.append(row)
+                log(f"  {name}: p50 {row['p50_us']} us, p90 {row['p90_us']} us")
+
     # -- paced streams --------------------------------------------------------------------------
     def run_paced(self) -> None:
         for clients in self.plan.paced_clients:
@@ -319,6 +348,7 @@ class Bench:
             ("workers", self.run_workers),
             ("startup", self.run_startup),
             ("matching", self.run_matching),
+            ("instances", self.run_instances),
             ("paced", self.run_paced),
         ]
         for name, step in steps:

@@ -20,6 +20,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "thinking": ("ignore", "reject"),
     "media_blocks": ("reject", "ignore"),
     "max_tokens_over_limit": ("reject", "clamp"),
+    "structured_output": ("honor", "ignore", "reject"),
 }
 
 
@@ -84,6 +85,8 @@ class Profile:
     ratelimit: dict[str, int] = field(default_factory=dict)
     #: upper bound of ``temperature`` (Anthropic 1.0, DeepSeek 2.0)
     temperature_max: float = 2.0
+    #: ``output_config.format`` (JSON Schema replies): honor | ignore (prose) | reject (400)
+    structured_output: str = "honor"
     source: str = ""
 
     @property
@@ -248,6 +251,7 @@ def parse_profile(data: Any, where: str = "<data>") -> Profile:
             overheads=Overheads(**{k: int(v) for k, v in over.items()}),
             ratelimit={str(k): int(v) for k, v in (data.get("ratelimit") or {}).items()},
             temperature_max=float(data.get("temperature_max", 2.0)),
+            structured_output=str(data.get("structured_output", "honor")),
             source=where,
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -275,6 +275,21 @@ class TokenCounter:
             segs.extend(_block_segments(block))
         return self.texts(segs)
 
+    def cut(self, text: str, budget: int) -> str:
+        """The longest prefix of ``text`` made of its first ``budget`` tokens or fewer, cut at a
+        token boundary that is also a character boundary (a character that spans two tokens
+        is kept whole or not at all)."""
+        if budget <= 0 or not text:
+            return ""
+        enc = get_tokenizer().encode(text, add_special_tokens=False)
+        offsets = enc.offsets
+        if len(offsets) <= budget:
+            return text
+        k = budget  # tokens kept; token k starting inside token k-1's character splits it
+        while k > 0 and offsets[k][0] < offsets[k - 1][1]:
+            k -= 1
+        return text[: offsets[k - 1][1]] if k else ""
+
     def clear_cache(self) -> None:
         self._cache.clear()
 

@@ -8,11 +8,13 @@ the real endpoint shows up there); ``mockserver cassettes lint`` runs :func:`lin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..contract import conformance
 from ..contract.violations import CASSETTE_RAW_MISMATCH, Violation
 from ..wire import sse
 from ..wire.errors import CassetteError
+from ..wire.streaming import FoldError, fold
 from . import cassette as cas
 
 
@@ -22,6 +24,7 @@ def contract_violations(inter: cas.Interaction) -> list[Violation]:
     out = [v.under("$.request.body") for v in conformance.check_request_for(req.path, req.body)]
     if inter.error == cas.ERROR_UNREACHABLE or (resp.disconnected and resp.events is None):
         return out
+    out += [v.under("$.response") for v in _structured(req.body, resp)]
     if resp.events is not None:
         events = resp.events
         if resp.disconnected and events and not events[-1].wire().endswith((b"\n\n", b"\r\r")):
@@ -36,6 +39,20 @@ def contract_violations(inter: cas.Interaction) -> list[Violation]:
         found = conformance.check_response(req.path, resp.status, body=resp.json_body())
         out += [v.under("$.response.body") for v in found]
     return out
+
+
+def _structured(request: Any, resp: cas.RecordedResponse) -> list[Violation]:
+    """A finished structured reply's JSON against the request's schema."""
+    if conformance.output_schema(request) is None or resp.status != 200:
+        return []
+    if resp.events is not None:
+        try:
+            message: Any = fold((e.name, e.json()) for e in resp.events)
+        except (FoldError, ValueError):
+            return []
+    else:
+        message = resp.json_body()
+    return conformance.check_structured_output(request, message)
 
 
 def lint_file(path: Path) -> list[str]:

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from ..wire.sse import decode_all
+from ..wire.streaming import FoldError, fold
 from . import conformance as c, violations as v
 from .grammar import NOT_JSON, parse_json
 from .validation import schema_violations
@@ -163,6 +164,24 @@ def check_cassette(data: Any) -> Iterator[Finding]:
         yield from (
             Finding(f"{label} response", x) for x in _check_response(inter, response, route)
         )
+        found = c.check_structured_output(request.get("body"), _recorded_message(response))
+        yield from (Finding(f"{label} response", x) for x in found)
+
+
+def _recorded_message(response: dict[str, Any]) -> Any:
+    """The message a recorded reply carries (a stream folded), or None."""
+    events = response.get("events")
+    if isinstance(events, list):
+        pairs = [(e.get("event"), e.get("data")) for e in events if isinstance(e, dict)]
+        try:
+            return fold((name, data) for name, data in pairs if isinstance(data, dict))
+        except FoldError:
+            return None
+    body = response.get("body")
+    if body is None and isinstance(response.get("body_text"), str):
+        parsed = parse_json(response["body_text"])
+        body = None if parsed is NOT_JSON else parsed
+    return body
 
 
 def _mapping(value: Any) -> dict[str, Any]:

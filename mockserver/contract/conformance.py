@@ -18,15 +18,18 @@ What is checked:
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable
 from typing import Any, Final, ParamSpec
+
+import jsonschema
 
 from ..wire import protocol as p
 from ..wire.sse import decode_all
 from . import violations as v
 from .grammar import stream_violations
 from .validation import is_valid, schema_violations
-from .violations import Violation
+from .violations import Violation, json_path
 
 __all__ = [
     "Violation",
@@ -40,7 +43,9 @@ __all__ = [
     "check_response",
     "check_sse_bytes",
     "check_stream",
+    "check_structured_output",
     "error_dialect",
+    "output_schema",
 ]
 
 _P = ParamSpec("_P")
@@ -198,3 +203,66 @@ def check_response(
     if route == "models":
         return check_models(body)
     return []
+
+
+#: stop reasons whose reply is not a finished answer (a cut text need not parse)
+_UNFINISHED = frozenset(
+    {p.STOP_MAX_TOKENS, p.STOP_SEQUENCE, p.STOP_TOOL_USE, "refusal", "pause_turn"}
+)
+
+
+def output_schema(request: Any) -> Any:
+    """The JSON Schema a request asks its reply to follow (``output_config.format``, or the
+    older top-level ``output_format``, of type ``json_schema``), or None."""
+    if not isinstance(request, dict):
+        return None
+    config = request.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    fmt = fmt if fmt is not None else request.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return fmt.get("schema")
+    return None
+
+
+@_never_raises
+def check_structured_output(request: Any, message: Any) -> list[Violation]:
+    """A finished reply to a structured-output request is one text block of JSON that
+    validates against the request's schema (formats checked)."""
+    schema = output_schema(request)
+    if not isinstance(schema, dict | bool) or not isinstance(message, dict):
+        return []
+    if message.get("stop_reason") in _UNFINISHED:
+        return []
+    content = message.get("content")
+    texts = [
+        (i, b.get("text"))
+        for i, b in enumerate(content if isinstance(content, list) else [])
+        if isinstance(b, dict) and b.get("type") == p.BLOCK_TEXT
+    ]
+    if len(texts) != 1 or not isinstance(texts[0][1], str):
+        return [
+            Violation(
+                v.STRUCTURED_OUTPUT,
+                "$.content",
+                f"{len(texts)} text blocks, expected one holding the JSON",
+            )
+        ]
+    i, text = texts[0]
+    where = f"$.content[{i}].text"
+    try:
+        value = json.loads(str(text))
+    except ValueError as exc:
+        return [Violation(v.STRUCTURED_OUTPUT, where, f"not JSON: {exc}")]
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        errors = list(cls(schema, format_checker=cls.FORMAT_CHECKER).iter_errors(value))
+    except jsonschema.exceptions.SchemaError as exc:
+        return [
+            Violation(
+                v.STRUCTURED_OUTPUT, where, f"the request's schema is not valid: {exc.message}"
+            )
+        ]
+    return [
+        Violation(v.STRUCTURED_OUTPUT, where, f"{json_path(e.absolute_path)}: {e.message}")
+        for e in errors[:5]
+    ]

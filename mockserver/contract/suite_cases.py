@@ -163,7 +163,7 @@ class ReplyCases(Cases):
 
     def case_stop_sequence(self) -> None:
         body = self.body(
-            "Reply with exactly this text and nothing else: alpha beta STOP gamma",
+            "Reply with exactly: alpha beta STOP gamma",
             stop_sequences=["STOP"],
         )
         msg = self.message(body)

@@ -48,6 +48,8 @@ FILE_UNREADABLE: Final = "file.unreadable"
 FILE_UNRECOGNIZED: Final = "file.unrecognized"
 CASSETTE_RAW_MISMATCH: Final = "cassette.raw_mismatch"
 RESPONSE_NOT_JSON: Final = "response.not_json"
+# structured output: the reply's text against the request's output_config.format schema
+STRUCTURED_OUTPUT: Final = "structured_output.schema"
 # the checker itself failed (a bug; reported instead of raising)
 INTERNAL: Final = "checker.internal_error"
 
@@ -83,6 +85,7 @@ RULES: Final[dict[str, str]] = {
     FILE_UNRECOGNIZED: "file is not a recognizable protocol body",
     CASSETTE_RAW_MISMATCH: "a cassette event's raw frame does not decode to its event and data",
     RESPONSE_NOT_JSON: "a recorded non-streaming body is not JSON",
+    STRUCTURED_OUTPUT: "the reply's text is not JSON that validates against the request's output schema",
     INTERNAL: "the checker failed on this input (a bug in mockserver)",
 }
 

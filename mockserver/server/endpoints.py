@@ -9,6 +9,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ..profile import Profile
 from ..wire import protocol as p
 from ..wire.errors import ApiError
 from ..wire.reply import Reply
@@ -68,6 +69,8 @@ async def count_tokens(state: State, req: ApiRequest) -> Reply:
 
 
 def _model_json(state: State, model_id: str) -> dict[str, Any]:
+    """A model as the SDKs' ``ModelInfo`` declares it, its limits and capabilities from the
+    profile (what the endpoint accepts; what it cannot do is ``supported: false``)."""
     info = state.profile.model(model_id)
     assert info is not None
     return {
@@ -77,6 +80,41 @@ def _model_json(state: State, model_id: str) -> dict[str, Any]:
         "created_at": info.created_at,
         "max_input_tokens": state.profile.context_window,
         "max_tokens": state.profile.max_output_tokens,
+        "capabilities": _capabilities(state.profile),
+        "lifecycle": "active",
+        "deprecated_at": None,
+        "retires_at": None,
+        "line": None,
+    }
+
+
+def _capabilities(profile: Profile) -> dict[str, Any]:
+    no = {"supported": False}
+    thinking_accepted = {"supported": profile.thinking == "ignore"}
+    return {
+        "batch": no,
+        "citations": no,
+        "code_execution": no,
+        "context_management": {
+            **no,
+            "clear_thinking_20251015": no,
+            "clear_tool_uses_20250919": no,
+            "compact_20260112": no,
+        },
+        "effort": {**no, "low": no, "medium": no, "high": no, "max": no, "xhigh": no},
+        "image_input": {"supported": False},
+        "pdf_input": {"supported": False},
+        "server_tools": {**no, "code_execution": no, "web_search": no},
+        "structured_outputs": {"supported": profile.structured_output == "honor"},
+        "thinking": {
+            "supported": False,  # (accepted or refused by the profile: never produced)
+            "types": {
+                "adaptive": thinking_accepted,
+                "between_tools": no,
+                "disabled": {"supported": True},
+                "enabled": thinking_accepted,
+            },
+        },
     }
 
 

@@ -24,8 +24,9 @@ class SynthSource:
             model=checked.model,
             max_tokens=checked.max_tokens,
             seed=st.settings.seed,
-            count_text=counter.text,
             count_output=counter.output,
+            cut=counter.cut,
+            output_schema=checked.output_schema,
             message_id_prefix=st.profile.message_id_prefix,
             tool_use_id_prefix=st.profile.tool_use_id_prefix,
         )

@@ -593,8 +593,10 @@
     const hasRec = rec.some((v) => v !== null);
     const at = (hasSent ? sent : rec).map((v) => v ?? 0);
     const total = span(at);
-    const timed = total >= 1; // under a millisecond: written at once, drawn in order
     const recSpan = span(rec.map((v) => v ?? 0));
+    // paced: spread out as recorded (--timing recorded or SPEEDx), or by stalls; a stream
+    // written at once still spans a few ms on a busy machine: that is drawn in order
+    const timed = hasSent && hasRec ? total >= 0.5 * recSpan && total >= 1 : total >= 20;
     const W = Math.max(360, Math.round($("detail-pane").clientWidth - 48)); // 1:1 pixels
     const left = 64;
     const right = 14;

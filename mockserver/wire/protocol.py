@@ -56,6 +56,8 @@ BLOCK_SERVER_TOOL_USE: Final = "server_tool_use"
 BLOCK_IMAGE: Final = "image"
 BLOCK_DOCUMENT: Final = "document"
 BLOCK_SEARCH_RESULT: Final = "search_result"
+#: a tool_result's reference to a deferred tool a tool search loaded (Claude Code's ToolSearch)
+BLOCK_TOOL_REFERENCE: Final = "tool_reference"
 #: request blocks the alias cannot read (no vision, no documents)
 MEDIA_BLOCKS: Final[frozenset[str]] = frozenset({BLOCK_IMAGE, BLOCK_DOCUMENT, BLOCK_SEARCH_RESULT})
 

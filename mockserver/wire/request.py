@@ -61,3 +61,5 @@ class CheckedRequest:
     tools: tuple[Mapping[str, Any], ...]
     tool_choice: Mapping[str, Any] | None
     requested_model: str
+    #: the JSON Schema the reply's text must follow (``output_config.format``), if any
+    output_schema: Mapping[str, Any] | None = None

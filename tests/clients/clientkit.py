@@ -21,6 +21,7 @@ import importlib
 import os
 from typing import Any
 
+import pydantic
 import pytest
 
 from mockserver.server.journal import Exchange
@@ -156,3 +157,57 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+
+
+# --- structured output -------------------------------------------------------------------
+
+STRUCTURED_PROMPT = "Describe a fictional person as JSON"
+
+
+class Person(pydantic.BaseModel):
+    """The structured-output model (``PERSON_SCHEMA`` is the same, written out)."""
+
+    name: str = pydantic.Field(min_length=1)
+    age: int = pydantic.Field(ge=0, le=150)
+    email: str
+    tags: list[str]
+
+
+#: the JSON Schema of ``Person``, for clients that take a schema
+PERSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "email": {"type": "string", "format": "email"},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+    },
+    "required": ["name", "age", "email", "tags"],
+    "additionalProperties": False,
+}
+
+
+def check_structured(
+    server: ServerThread, parsed: Any, *, key: str = "output_config", ex: Exchange | None = None
+) -> Exchange:
+    """The client sent its schema as ``output_config.format`` (or ``output_format``) and got
+    one text block of JSON that validates against it (formats checked), which it parsed into
+    ``parsed`` (a dict, or a model with ``model_dump``); ``ex``: that exchange, when the test
+    made more than one."""
+    import json
+
+    import jsonschema
+
+    if ex is None:
+        (ex,) = calls(server)
+    body = ex.body
+    fmt = body["output_config"]["format"] if key == "output_config" else body["output_format"]
+    assert fmt["type"] == "json_schema" and isinstance(fmt["schema"], dict)
+    text_blocks = [b for b in ex.response["content"] if b["type"] == "text"]
+    assert len(text_blocks) == 1 and ex.response["stop_reason"] == "end_turn"
+    value = json.loads(text_blocks[0]["text"])
+    cls = jsonschema.validators.validator_for(fmt["schema"])
+    cls(fmt["schema"], format_checker=cls.FORMAT_CHECKER).validate(value)
+    got = parsed.model_dump() if hasattr(parsed, "model_dump") else parsed
+    assert got == value
+    return ex

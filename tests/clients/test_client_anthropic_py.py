@@ -4,6 +4,7 @@ runner, each through the five scenarios of ``clientkit``."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import anthropic
@@ -14,15 +15,19 @@ from clientkit import (
     BIG_PROMPT,
     FAULT_HEADERS,
     MODEL,
+    PERSON_SCHEMA,
     PLAIN_PROMPT,
     RETRY_PROMPT,
     STREAM_PROMPT,
+    STRUCTURED_PROMPT,
     TOOL_SCHEMAS,
     TOOLS_PROMPT,
+    Person,
     calls,
     check_context_400,
     check_plain,
     check_retried_529,
+    check_structured,
     check_tool_round_trip,
     reply_text,
     tool_result_text,
@@ -251,3 +256,61 @@ def test_beta_tool_runner_default_threads_need_server_side_history(server: Serve
         assert second.body["thread"]["previous_message_id"] == first.response["id"]
         assert [m["role"] for m in second.body["messages"]] == ["user"]
         assert second.status == 400
+
+
+# --- structured output ----------------------------------------------------------------------
+
+
+def test_sync_parse_returns_the_model(server: ServerThread) -> None:
+    with sync_client(server) as client:
+        msg = client.messages.parse(
+            model=MODEL, max_tokens=512, messages=user(STRUCTURED_PROMPT), output_format=Person
+        )
+    assert isinstance(msg.parsed_output, Person)
+    check_structured(server, msg.parsed_output)
+
+
+def test_sync_stream_parse(server: ServerThread) -> None:
+    with (
+        sync_client(server) as client,
+        client.messages.stream(
+            model=MODEL, max_tokens=512, messages=user(STRUCTURED_PROMPT), output_format=Person
+        ) as stream,
+    ):
+        pieces = [
+            e.delta.text
+            for e in stream
+            if e.type == "content_block_delta" and e.delta.type == "text_delta"
+        ]
+        msg = stream.get_final_message()
+    assert isinstance(msg.parsed_output, Person)
+    assert len(pieces) > 1 and "".join(pieces) == msg.content[0].text  # several text deltas
+    check_structured(server, msg.parsed_output)
+
+
+def test_async_parse_and_stream(server: ServerThread) -> None:
+    async def main() -> tuple[Any, Any]:
+        async with async_client(server) as client:
+            one = await client.messages.parse(
+                model=MODEL, max_tokens=512, messages=user(STRUCTURED_PROMPT), output_format=Person
+            )
+            async with client.messages.stream(
+                model=MODEL, max_tokens=512, messages=user(STRUCTURED_PROMPT), output_format=Person
+            ) as stream:
+                two = await stream.get_final_message()
+        return one, two
+
+    one, two = asyncio.run(main())
+    assert isinstance(one.parsed_output, Person) and one.parsed_output == two.parsed_output
+    assert len(calls(server)) == 2
+
+
+def test_raw_output_config_gets_schema_valid_json(server: ServerThread) -> None:
+    with sync_client(server) as client:
+        msg = client.messages.create(
+            model=MODEL,
+            max_tokens=512,
+            messages=user(STRUCTURED_PROMPT),
+            output_config={"format": {"type": "json_schema", "schema": PERSON_SCHEMA}},
+        )
+    check_structured(server, json.loads(msg.content[0].text))

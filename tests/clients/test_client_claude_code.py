@@ -215,3 +215,124 @@ def test_default_max_tokens_gets_the_endpoints_400(claude: Claude, server: Serve
     assert ex.status == 400 and ex.body["max_tokens"] == 32000
     assert res["api_error_status"] == 400
     assert "max_tokens: 32000 > 8192" in res["result"]
+
+
+# --- an MCP server's tool, with and without tool search --------------------------------------
+
+MCP_ECHO = "mcp__everything__echo"
+
+
+def mcp_config(node_modules: Path, folder: Path) -> Path:
+    """Claude Code's ``--mcp-config`` for the MCP reference server ``server-everything``
+    (stdio, installed beside the CLI)."""
+    entry = node_modules / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+    assert entry.is_file(), f"npm did not install the MCP reference server at {entry}"
+    path = folder / "mcp.json"
+    servers = {"everything": {"command": "node", "args": [str(entry), "stdio"]}}
+    path.write_text(json.dumps({"mcpServers": servers}))
+    return path
+
+
+def tool_uses(ex: Any) -> list[dict[str, Any]]:
+    return [b for b in ex.response["content"] if b["type"] == "tool_use"]
+
+
+def last_results(ex: Any) -> list[dict[str, Any]]:
+    last = [m for m in ex.body["messages"] if m["role"] == "user"][-1]
+    return [b for b in last["content"] if b.get("type") == "tool_result"]
+
+
+@pytest.mark.parametrize("search", ["off", "on"])
+def test_an_mcp_tool_through_claude_code(
+    claude: Claude, server: ServerThread, node_modules: Path, tmp_path: Path, search: str
+) -> None:
+    """With tool search off (Claude Code's default for a non-Anthropic base URL) the MCP tool
+    is offered in full and called at once; with ``ENABLE_TOOL_SEARCH=true`` it is deferred,
+    the mock calls ``ToolSearch`` to load it, then calls it: either way the MCP server answers."""
+    config = mcp_config(node_modules, tmp_path)
+    run = claude(
+        f"Use {MCP_ECHO} to echo a greeting",
+        "--output-format",
+        "json",
+        "--mcp-config",
+        str(config),
+        "--strict-mcp-config",
+        "--allowedTools",
+        MCP_ECHO,
+        env={"ENABLE_TOOL_SEARCH": "true"} if search == "on" else {},
+    )
+    assert run.rc == 0, run.stderr[-2000:]
+    assert run.result()["subtype"] == "success"
+    posts = calls(server)
+    if search == "on":
+        assert len(posts) == 3, [tool_uses(ex) for ex in posts]
+        load, echo, answer = posts
+        offered = {t["name"] for t in load.body["tools"]}
+        assert "ToolSearch" in offered and MCP_ECHO not in offered  # deferred
+        (search_call,) = tool_uses(load)
+        assert search_call["name"] == "ToolSearch"
+        assert search_call["input"]["query"] == f"select:{MCP_ECHO}"
+        (loaded,) = last_results(echo)
+        assert loaded["content"][0] == {"type": "tool_reference", "tool_name": MCP_ECHO}
+        assert any(t["name"] == MCP_ECHO and t.get("defer_loading") for t in echo.body["tools"])
+    else:
+        assert len(posts) == 2, [tool_uses(ex) for ex in posts]
+        echo, answer = posts
+        assert MCP_ECHO in {t["name"] for t in echo.body["tools"]}
+    (call,) = tool_uses(echo)
+    assert call["name"] == MCP_ECHO and isinstance(call["input"]["message"], str)
+    (result,) = last_results(answer)  # what the MCP server answered, through the CLI
+    text = result["content"] if isinstance(result["content"], str) else result["content"][0]["text"]
+    assert text == f"Echo: {call['input']['message']}", result
+    assert not result.get("is_error")
+
+
+def test_every_tool_claude_code_and_an_mcp_server_offer_gets_a_valid_input(
+    claude: Claude, server: ServerThread, node_modules: Path, tmp_path: Path
+) -> None:
+    """The real tool schemas: Claude Code's own (draft 2020-12, ``additionalProperties: false``)
+    and the MCP reference server's (draft-07), as the CLI sends them: a forced call to each
+    gets an input its schema accepts (checked here with the schema's own draft and formats)."""
+    import jsonschema
+
+    from mockserver.accounting.tokens import TokenCounter
+    from mockserver.sources.compose import compose_message
+
+    run = claude(
+        "Say hi",
+        "--output-format",
+        "json",
+        "--mcp-config",
+        str(mcp_config(node_modules, tmp_path)),
+        "--strict-mcp-config",
+    )
+    assert run.rc == 0, run.stderr[-2000:]
+    tools = calls(server)[0].body["tools"]
+    names = {t["name"] for t in tools}
+    assert {"Read", "Bash", "Edit", "Write", "Agent"} <= names and MCP_ECHO in names
+    assert len(tools) >= 30  # 24 of the CLI's and the MCP server's
+    counter = TokenCounter()
+    for tool in tools:
+        schema = tool["input_schema"]
+        cls = jsonschema.validators.validator_for(schema)
+        check = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        for prompt in ("go", "edit /tmp/x/notes.md now", "search the web"):
+            body = {
+                "model": MODEL,
+                "max_tokens": 8192,
+                "messages": [{"role": "user", "content": prompt}],
+                "tools": tools,
+                "tool_choice": {"type": "tool", "name": tool["name"]},
+            }
+            msg = compose_message(
+                body,
+                model=MODEL,
+                max_tokens=8192,
+                seed=0,
+                count_output=counter.output,
+                cut=counter.cut,
+            )
+            (call,) = msg["content"]
+            assert call["name"] == tool["name"]
+            errors = [e.message for e in check.iter_errors(call["input"])]
+            assert not errors, (tool["name"], call["input"], errors)

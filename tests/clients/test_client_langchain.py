@@ -10,14 +10,18 @@ from clientkit import (
     BIG_PROMPT,
     FAULT_HEADERS,
     MODEL,
+    PERSON_SCHEMA,
     PLAIN_PROMPT,
     RETRY_PROMPT,
     STREAM_PROMPT,
+    STRUCTURED_PROMPT,
     TOOL_NAMES,
     TOOLS_PROMPT,
+    Person,
     check_context_400,
     check_plain,
     check_retried_529,
+    check_structured,
     check_tool_round_trip,
     reply_text,
     require,
@@ -91,3 +95,22 @@ def test_529_is_retried(server: ServerThread) -> None:
     reply = chat(server, default_headers=FAULT_HEADERS).invoke(RETRY_PROMPT)
     ex = check_retried_529(server)
     assert reply.content == reply_text(ex)
+
+
+# --- structured output (method="json_schema": output_config.format) ----------------------
+
+
+def test_with_structured_output_json_schema(server: ServerThread) -> None:
+    structured = chat(server).with_structured_output(Person, method="json_schema")
+    person = structured.invoke(STRUCTURED_PROMPT)
+    assert isinstance(person, Person)
+    check_structured(server, person)
+
+
+def test_with_structured_output_from_a_dict_schema_streams(server: ServerThread) -> None:
+    schema = {"title": "Person", **PERSON_SCHEMA}
+    chunks = list(
+        chat(server).with_structured_output(schema, method="json_schema").stream(STRUCTURED_PROMPT)
+    )
+    assert chunks, "the structured stream yielded nothing"
+    check_structured(server, chunks[-1])

@@ -13,15 +13,18 @@ from clientkit import (
     BIG_PROMPT,
     FAULT_HEADERS,
     MODEL,
+    PERSON_SCHEMA,
     PLAIN_PROMPT,
     RETRY_PROMPT,
     STREAM_PROMPT,
+    STRUCTURED_PROMPT,
     TOOL_NAMES,
     TOOL_SCHEMAS,
     TOOLS_PROMPT,
     check_context_400,
     check_plain,
     check_retried_529,
+    check_structured,
     check_tool_round_trip,
     reply_text,
     require,
@@ -116,3 +119,35 @@ def test_529_is_retried(server: ServerThread) -> None:
     resp = complete(server, RETRY_PROMPT, extra_headers=FAULT_HEADERS, num_retries=2)
     ex = check_retried_529(server, retry_header=False)
     assert resp.choices[0].message.content == reply_text(ex)
+
+
+# --- structured output --------------------------------------------------------------------
+
+
+def test_output_config_passes_through(server: ServerThread) -> None:
+    fmt = {"type": "json_schema", "schema": PERSON_SCHEMA}
+    reply = complete(server, STRUCTURED_PROMPT, output_config={"format": fmt})
+    check_structured(server, json.loads(reply.choices[0].message.content))
+
+
+def test_native_response_format_sends_top_level_output_format(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """litellm's native structured output (for models it knows support it) sends the older
+    top-level ``output_format``: the mock honours it the same way."""
+    monkeypatch.setattr(litellm, "model_cost", dict(litellm.model_cost))  # (restored after)
+    litellm.register_model(
+        {
+            f"anthropic/{MODEL}": {
+                "litellm_provider": "anthropic",
+                "mode": "chat",
+                "supports_native_structured_output": True,
+                "supports_response_schema": True,
+            }
+        }
+    )
+    schema = {"name": "Person", "schema": PERSON_SCHEMA, "strict": True}
+    reply = complete(
+        server, STRUCTURED_PROMPT, response_format={"type": "json_schema", "json_schema": schema}
+    )
+    check_structured(server, json.loads(reply.choices[0].message.content), key="output_format")

@@ -19,11 +19,14 @@ from clientkit import (
     PLAIN_PROMPT,
     RETRY_PROMPT,
     STREAM_PROMPT,
+    STRUCTURED_PROMPT,
     TOOLS_PROMPT,
+    Person,
     calls,
     check_context_400,
     check_plain,
     check_retried_529,
+    check_structured,
     check_tool_round_trip,
     reply_text,
     require,
@@ -133,3 +136,31 @@ def test_default_max_tokens_gets_the_endpoints_400(server: ServerThread) -> None
         run(server, body, max_tokens=None)
     (ex,) = calls(server)
     assert ex.status == 400 and ex.body["max_tokens"] == 16384
+
+
+# --- structured output (NativeOutput: output_config.format) -------------------------------
+
+
+def native_agent(server: ServerThread) -> Any:
+    """pydantic-ai sends native structured output only to models its profile says support it
+    (a claude-* allowlist): the profile of one that does, for this endpoint's model name."""
+    profiles = require("pydantic_ai.profiles.anthropic")
+    provider = anthropic_provider.AnthropicProvider(base_url=server.base_url, api_key=API_KEY)
+    model = anthropic_models.AnthropicModel(
+        MODEL,
+        provider=provider,
+        settings={"max_tokens": 1024},
+        profile=profiles.anthropic_model_profile("claude-sonnet-4-5"),
+    )
+    return pydantic_ai.Agent(model, output_type=pydantic_ai.NativeOutput(Person))
+
+
+def test_native_output(server: ServerThread) -> None:
+    async def go() -> Any:
+        a = native_agent(server)
+        async with a:
+            return (await a.run(STRUCTURED_PROMPT)).output
+
+    person = asyncio.run(go())
+    assert isinstance(person, Person)
+    check_structured(server, person)

@@ -15,9 +15,11 @@ from clientkit import (
     BIG_PROMPT,
     FAULT_529,
     MODEL,
+    PERSON_SCHEMA,
     PLAIN_PROMPT,
     RETRY_PROMPT,
     STREAM_PROMPT,
+    STRUCTURED_PROMPT,
     TOOL_NAMES,
     TOOL_SCHEMAS,
     TOOLS_PROMPT,
@@ -25,6 +27,7 @@ from clientkit import (
     check_context_400,
     check_plain,
     check_retried_529,
+    check_structured,
     check_tool_round_trip,
     reply_text,
 )
@@ -47,6 +50,7 @@ def run(server: ServerThread, node_modules: Path) -> Any:
             "MOCK_TOOLS": json.dumps(TOOL_SCHEMAS),
             "MOCK_FAULT_HEADER": p.H_FAULT,
             "MOCK_FAULT": FAULT_529,
+            "MOCK_SCHEMA": json.dumps(PERSON_SCHEMA),
         }
         done = subprocess.run(
             ["node", str(SCRIPT), scenario],
@@ -99,3 +103,12 @@ def test_529_is_retried(run: Any, server: ServerThread) -> None:
     ex = check_retried_529(server)
     assert out["text"] == reply_text(ex)
     assert len(calls(server)) == 2
+
+
+def test_structured_output_parse_and_stream(run: Any, server: ServerThread) -> None:
+    out = run("structured", STRUCTURED_PROMPT)
+    assert out["parsed"] is not None and out["parsed"] == out["streamed"]
+    first, second = calls(server)
+    assert second.body["stream"] is True and not first.body.get("stream")
+    check_structured(server, out["parsed"], ex=first)
+    check_structured(server, out["streamed"], ex=second)

@@ -88,7 +88,6 @@ def _deviant_app() -> web.Application:
             model=body["model"],
             max_tokens=body["max_tokens"],
             seed=0,
-            count_text=lambda s: len(s.split()),
             count_output=lambda c: 5,
         )
         msg["usage"] = {"input_tokens": 5, "output_tokens": 5}

@@ -301,7 +301,7 @@ async def main_flow(browser: Session, thread: ServerThread, downloads: Path) -> 
         )
     ]
     assert [tuple(r) for r in table] == expected
-    assert max(stream_ex.written.sent_ms) < 0.2 * max(stream_ex.written.at_ms)  # not paced
+    assert max(stream_ex.written.sent_ms) < 0.5 * max(stream_ex.written.at_ms)  # not paced
     note = await page.evaluate("document.querySelector('#detail .stream .note').textContent")
     assert note.startswith(f"{n} events written at once (timing instant), recorded over")
     reply_text = await page.evaluate("document.querySelector('#detail .reply .msg').textContent")

@@ -183,10 +183,20 @@ def test_stop_sequence_and_max_tokens_cut(server: ServerThread) -> None:
     msg = c.messages.create(
         model=MODEL,
         max_tokens=200,
+        stop_sequences=["gamma", "STOP"],
+        messages=[{"role": "user", "content": "Say: alpha STOP beta gamma"}],
+    )
+    # the text stops where it would contain a sequence, the earliest one
+    assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "STOP"
+    assert msg.content[0].text == "Mock reply to: Say: alpha "  # type: ignore[union-attr]
+    plain = c.messages.create(
+        model=MODEL,
+        max_tokens=200,
         stop_sequences=["STOP"],
         messages=[{"role": "user", "content": "talk"}],
     )
-    assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "STOP"
+    assert plain.stop_reason == "end_turn" and plain.stop_sequence is None
+    assert "STOP" not in plain.content[0].text  # type: ignore[union-attr]
     full = c.messages.create(
         model=MODEL, max_tokens=500, messages=[{"role": "user", "content": "a long answer"}]
     )
@@ -194,7 +204,7 @@ def test_stop_sequence_and_max_tokens_cut(server: ServerThread) -> None:
         model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "a long answer"}]
     )
     assert full.usage.output_tokens > 3
-    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens <= 3
+    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 3
     assert full.content[0].text.startswith(cut.content[0].text)  # type: ignore[union-attr]
 
 

@@ -229,6 +229,50 @@ def dumps(doc: Any) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
+#: JSON Schema keywords, for arbitrary (often invalid) tool schemas
+SCHEMA_KEYS = (
+    "type",
+    "properties",
+    "required",
+    "items",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "enum",
+    "const",
+    "$ref",
+    "$defs",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "pattern",
+    "format",
+    "additionalProperties",
+    "minProperties",
+)
+schema_leaves = st.one_of(
+    json_leaves,
+    st.sampled_from(("object", "string", "integer", "number", "array", "boolean", "null")),
+    st.sampled_from(("#", "#/$defs/a", "#/nope", "http://example.invalid/s", "(", "date")),
+    st.lists(st.sampled_from(("a", "b", "path")), max_size=3),
+)
+schemas = st.recursive(
+    schema_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.one_of(st.sampled_from(SCHEMA_KEYS), st.sampled_from("abp")), inner, max_size=5
+        ),
+    ),
+    max_leaves=15,
+)
+
+
 # --- hostile values: what a fuzzer from outside sends ------------------------------------------
 
 

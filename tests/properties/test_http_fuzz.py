@@ -26,6 +26,7 @@ from http_cases import (
     KEY,
     METHODS,
     MODEL,
+    SCHEMA_KEYS,
     dumps,
     header_text,
     hostile_fault_rules,
@@ -37,6 +38,7 @@ from http_cases import (
     query_text,
     requestish,
     routes,
+    schemas,
     valid_requests,
 )
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -264,49 +266,6 @@ def test_contract_kit_requests_are_answered(fuzz: Fuzz, body: dict[str, Any]) ->
     """Valid requests from the contract kit (tool loops, tricky text): always a 200."""
     ans = send(fuzz, "POST", p.PATH_MESSAGES, dumps(body), _headers())
     assert ans.status == 200, ans.body[:500]
-
-
-SCHEMA_KEYS = (
-    "type",
-    "properties",
-    "required",
-    "items",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-    "minLength",
-    "maxLength",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "enum",
-    "const",
-    "$ref",
-    "$defs",
-    "anyOf",
-    "oneOf",
-    "allOf",
-    "pattern",
-    "format",
-    "additionalProperties",
-    "minProperties",
-)
-schema_leaves = st.one_of(
-    json_leaves,
-    st.sampled_from(("object", "string", "integer", "number", "array", "boolean", "null")),
-    st.sampled_from(("#", "#/$defs/a", "#/nope", "http://example.invalid/s", "(", "date")),
-    st.lists(st.sampled_from(("a", "b", "path")), max_size=3),
-)
-schemas = st.recursive(
-    schema_leaves,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3),
-        st.dictionaries(
-            st.one_of(st.sampled_from(SCHEMA_KEYS), st.sampled_from("abp")), inner, max_size=5
-        ),
-    ),
-    max_leaves=15,
-)
 
 
 @settings(max_examples=budget(BUDGETS["tool_schemas"]))

@@ -15,7 +15,14 @@ from ...wire import protocol as p
 from ...wire.errors import ApiError
 from ...wire.request import ApiRequest, CheckedRequest
 from .content import check_messages, check_tool_results
-from .fields import check_sampling, check_system, check_thinking, check_tool_choice, check_tools
+from .fields import (
+    check_output_format,
+    check_sampling,
+    check_system,
+    check_thinking,
+    check_tool_choice,
+    check_tools,
+)
 from .headers import check_auth, check_version
 from .limits import (
     check_context,
@@ -59,6 +66,7 @@ def check_messages_body(
     max_tokens = check_max_tokens_field(obj, profile)
     messages, tools, choice = _prompt_fields(obj, profile)
     check_sampling(obj, profile)
+    output_schema = check_output_format(obj, profile)
     check_tool_results(messages)
     model = resolve_model(requested, profile)
     max_tokens = effective_max_tokens(max_tokens, model, profile)
@@ -76,6 +84,7 @@ def check_messages_body(
         tools=tools,
         tool_choice=choice,
         requested_model=requested,
+        output_schema=output_schema,
     )
 
 

@@ -35,7 +35,13 @@ MESSAGE_BLOCKS = (
     p.BLOCK_TOOL_USE,
     p.BLOCK_TOOL_RESULT,
 )
-TOOL_RESULT_BLOCKS = (p.BLOCK_TEXT, p.BLOCK_IMAGE, p.BLOCK_DOCUMENT, p.BLOCK_SEARCH_RESULT)
+TOOL_RESULT_BLOCKS = (
+    p.BLOCK_TEXT,
+    p.BLOCK_IMAGE,
+    p.BLOCK_DOCUMENT,
+    p.BLOCK_SEARCH_RESULT,
+    p.BLOCK_TOOL_REFERENCE,
+)
 _MEDIA_WHAT = {
     p.BLOCK_IMAGE: "image input",
     p.BLOCK_DOCUMENT: "document input",
@@ -72,6 +78,8 @@ def _check_block(
     floc = f"{loc}.{kind}"
     if kind == p.BLOCK_TEXT:
         _str_field(block, "text", floc)
+    elif kind == p.BLOCK_TOOL_REFERENCE:
+        _str_field(block, "tool_name", floc)
     elif kind in _MEDIA_WHAT:
         _check_media(block, kind, loc, profile)
     elif kind == p.BLOCK_THINKING:

@@ -1,5 +1,5 @@
 """Checks of the request fields besides ``messages``: ``system``, ``tools`` (client tools
-only), ``tool_choice``, ``thinking`` and the sampling fields."""
+only), ``tool_choice``, ``thinking``, the sampling fields and the output format."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...profile import Profile
+from ...sources.instances import validator
+from ...sources.scalars import Unsatisfiable
 from ...wire import protocol as p
 from .wording import (
     NOT_BOOL,
@@ -141,3 +143,34 @@ def check_sampling(body: Mapping[str, Any], profile: Profile) -> None:
         if not isinstance(metadata, dict):
             raise _invalid("metadata", NOT_DICT)
         _str_field(metadata, "user_id", "metadata", optional=True)
+
+
+OUTPUT_FORMATS = ("json_schema",)
+
+
+def check_output_format(body: Mapping[str, Any], profile: Profile) -> Mapping[str, Any] | None:
+    """The JSON Schema the reply must follow: ``output_config.format`` (or the older top-level
+    ``output_format``) of type ``json_schema``; None when there is none, or when the profile's
+    ``structured_output`` is ``ignore``.  ``reject``: a 400.  A schema that is not a valid JSON
+    Schema is a 400 naming where."""
+    config = body.get("output_config")
+    if config is not None and not isinstance(config, dict):
+        raise _invalid("output_config", NOT_DICT)
+    loc, fmt = "output_config.format", (config or {}).get("format")
+    if fmt is None:
+        loc, fmt = "output_format", body.get("output_format")
+    if fmt is None:
+        return None
+    kind = _union_tag(fmt, loc, OUTPUT_FORMATS)
+    schema = _required(fmt, "schema", f"{loc}.{kind}")
+    if not isinstance(schema, dict):
+        raise _invalid(f"{loc}.{kind}.schema", NOT_DICT)
+    if profile.structured_output == "reject":
+        raise _invalid(loc, "structured outputs are not supported on this model")
+    if profile.structured_output == "ignore":
+        return None
+    try:
+        validator(schema)  # (cached by the schema: the synthesizer uses the same one)
+    except Unsatisfiable as exc:
+        raise _invalid(f"{loc}.{kind}.schema{exc.path.removeprefix('$')}", exc.reason) from None
+    return schema

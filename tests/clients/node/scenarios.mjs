@@ -1,11 +1,12 @@
 // The official TypeScript SDK (@anthropic-ai/sdk) through the five client scenarios.
 //
-//   node scenarios.mjs SCENARIO       (SCENARIO: plain | stream | tools | context | retry)
+//   node scenarios.mjs SCENARIO   (SCENARIO: plain | stream | tools | context | retry | structured)
 //
 // Reads the prompt from stdin (it can be longer than an environment variable may be), and
 // MOCKSERVER_URL, the model, the tools and the fault header from the environment (the Python
 // test passes them); prints one JSON object on stdout: what the client made of the replies.
 import Anthropic from "@anthropic-ai/sdk";
+import { jsonSchemaOutputFormat } from "@anthropic-ai/sdk/helpers/json-schema";
 
 const env = process.env;
 const chunks = [];
@@ -80,6 +81,17 @@ const scenarios = {
     const c = client({ defaultHeaders: { [FAULT_HEADER]: FAULT } });
     const message = await c.messages.create({ model: MODEL, max_tokens: 256, messages: user(PROMPT) });
     return { text: textOf(message), stop_reason: message.stop_reason };
+  },
+
+  // messages.parse with the SDK's JSON Schema output format (output_config.format), and the
+  // same through messages.stream
+  async structured() {
+    const format = jsonSchemaOutputFormat(JSON.parse(env.MOCK_SCHEMA));
+    const c = client();
+    const params = { model: MODEL, max_tokens: 512, messages: user(PROMPT), output_config: { format } };
+    const parsed = await c.messages.parse(params);
+    const streamed = await c.messages.stream(params).finalMessage();
+    return { parsed: parsed.parsed_output, streamed: streamed.parsed_output ?? null };
   },
 };
 

@@ -298,3 +298,63 @@ def test_mockserver_cli_runs_check(tmp_path: Path, capsys: pytest.CaptureFixture
     (tmp_path / "bad.sse").write_bytes(b'event: ping\ndata: {"type": "ping"}\n\n')
     assert cli.main(["check", str(tmp_path)]) == 1
     assert "stream.message_start_first" in capsys.readouterr().out
+
+
+# --- structured output ----------------------------------------------------------------------
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "n": {"type": "integer", "minimum": 1},
+        "day": {"type": "string", "format": "date"},
+    },
+    "required": ["n", "day"],
+}
+
+
+def structured(text: str, stream: bool, stop_reason: str = "end_turn") -> dict[str, Any]:
+    reply = {**MESSAGE, "content": [{"type": "text", "text": text}], "stop_reason": stop_reason}
+    if stream:
+        events = [{"event": name, "data": data} for name, data in unfold(reply)]
+        data = cassette(events=events)
+    else:
+        data = cassette(body=reply)
+    data["interactions"][0]["request"]["body"] = {
+        **REQUEST,
+        "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+    }
+    return data
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"n": 2, "day": "2025-01-31"}', None),
+        ('{"n": 0, "day": "2025-01-31"}', "$.n: 0 is less than the minimum of 1"),
+        ('{"n": 2, "day": "not a date"}', "is not a 'date'"),
+        ("Sure! Here is the JSON you asked for", "not JSON"),
+    ],
+)
+def test_check_flags_a_structured_reply_its_schema_rejects(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    stream: bool,
+    text: str,
+    problem: str | None,
+) -> None:
+    path = tmp_path / "so.yaml"
+    path.write_text(yaml.safe_dump(structured(text, stream)))
+    code, out = run([str(path)], capsys)
+    if problem is None:
+        assert code == 0, out
+    else:
+        assert code == 1 and "structured_output.schema" in out and problem in out, out
+
+
+def test_a_cut_structured_reply_is_not_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cut.yaml"
+    path.write_text(yaml.safe_dump(structured('{"n": 2, "da', False, stop_reason="max_tokens")))
+    assert run([str(path)], capsys)[0] == 0

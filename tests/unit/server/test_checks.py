@@ -227,7 +227,7 @@ ALL_TAGS = (
                 user(tool_result("t1", [{"type": "thinking", "thinking": "x", "signature": "s"}])),
             ],
             f"messages.2.content.0.tool_result.content.0: Input tag 'thinking' {TAGS} "
-            "'document', 'image', 'search_result', 'text'",
+            "'document', 'image', 'search_result', 'text', 'tool_reference'",
         ),
     ],
 )

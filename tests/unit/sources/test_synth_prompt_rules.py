@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from mockserver.sources.compose import compose_message, tool_input
+from mockserver.sources.compose import compose_message
+from mockserver.sources.instances import instance
+
+
+def tool_input_of(tool: dict, rng: random.Random, prompt: str = "") -> object:  # type: ignore[type-arg]
+    return instance(tool["input_schema"], rng, prompt)
+
 
 READ = {
     "name": "Read",
@@ -33,7 +39,6 @@ def compose(body: dict[str, Any]) -> dict[str, Any]:
         model="m",
         max_tokens=500,
         seed=0,
-        count_text=lambda s: len(s.split()),
         count_output=lambda blocks: sum(len(str(b).split()) for b in blocks),
     )
 
@@ -48,12 +53,12 @@ def compose(body: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def test_path_property_takes_the_prompts_absolute_path(prompt: str, path: str) -> None:
-    assert tool_input(READ, random.Random(1), prompt) == {"file_path": path}
+    assert tool_input_of(READ, random.Random(1), prompt) == {"file_path": path}
 
 
 def test_without_a_path_the_schema_value_stays() -> None:
-    plain = tool_input(READ, random.Random(1))
-    assert tool_input(READ, random.Random(1), "Read hello.txt") == plain
+    plain = tool_input_of(READ, random.Random(1))
+    assert tool_input_of(READ, random.Random(1), "Read hello.txt") == plain
     assert not plain["file_path"].startswith("/")
 
 
@@ -69,8 +74,8 @@ def test_constrained_and_unrelated_properties_are_left_alone() -> None:
             "required": ["path", "city"],
         },
     }
-    out = tool_input(tool, random.Random(3), "t for /tmp/x")
-    assert out == tool_input(tool, random.Random(3))
+    out = tool_input_of(tool, random.Random(3), "t for /tmp/x")
+    assert out == tool_input_of(tool, random.Random(3))
     assert not out["city"].startswith("/")
 
 
