@@ -18,6 +18,7 @@ from ..config import Settings
 from ..sources.modes import make_source
 from ..wire import protocol as p
 from ..wire.errors import ApiError, error_body
+from ..wire.faults import FaultPlan, FaultSpecError
 from ..wire.reply import Disconnected, Reply
 from ..wire.request import ApiRequest
 from ..wire.sse import dumps
@@ -25,7 +26,6 @@ from ..wire.unicode import printable_headers
 from ..wire.written import WrittenStream
 from .admin import api as admin
 from .endpoints import messages, route
-from .faults import FaultPlan, FaultSpecError
 from .headers import ratelimit_headers
 from .journal import Exchange, key_label
 from .parse import parse_json, read_body

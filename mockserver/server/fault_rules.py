@@ -26,8 +26,8 @@ import yaml
 from ..cassettes import matching
 from ..wire import protocol as p
 from ..wire.errors import ConfigError
+from ..wire.faults import Fault, FaultPlan, FaultSpecError, parse_faults
 from ..wire.request import ApiRequest
-from .faults import Fault, FaultPlan, FaultSpecError, parse_faults
 
 #: the plan of a request without faults (plans are immutable: one object serves them all)
 NO_FAULTS = FaultPlan()

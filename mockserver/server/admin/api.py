@@ -16,8 +16,8 @@ from aiohttp import web
 
 from ...wire import protocol as p
 from ...wire.errors import ApiError, ConfigError, error_body
+from ...wire.faults import FaultSpecError
 from ..fault_rules import FaultRule
-from ..faults import FaultSpecError
 from ..parse import parse_json, read_body
 from ..state import STATE, State
 from .access import AdminCall, admin_json, answer

@@ -21,7 +21,10 @@ from mockserver.server.fault_rules import (
     parse_json_path,
     request_key,
 )
-from mockserver.server.faults import (
+from mockserver.server.writer import _pieces
+from mockserver.wire import protocol as p
+from mockserver.wire.errors import ConfigError
+from mockserver.wire.faults import (
     AT_HEADERS,
     Fault,
     FaultPlan,
@@ -30,9 +33,6 @@ from mockserver.server.faults import (
     parse_fault,
     parse_faults,
 )
-from mockserver.server.writer import _pieces
-from mockserver.wire import protocol as p
-from mockserver.wire.errors import ConfigError
 from mockserver.wire.reply import Reply
 from mockserver.wire.request import ApiRequest
 from mockserver.wire.sse import Event, decode_all

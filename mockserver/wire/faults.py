@@ -32,10 +32,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from ..wire import protocol as p
-from ..wire.errors import MockserverError, error_body
-from ..wire.reply import Reply
-from ..wire.sse import Event, dumps
+from . import protocol as p
+from .errors import MockserverError, error_body
+from .reply import Reply
+from .sse import Event, dumps
 
 #: kind -> (status, error type, message) of the faults that replace the reply
 ERROR_KINDS: dict[str, tuple[int, str, str]] = {
