@@ -17,7 +17,7 @@ A record/replay mock of the Anthropic Messages API as served by deepseek-v3-anth
 Point any Anthropic client at it: ANTHROPIC_BASE_URL=http://127.0.0.1:PORT."""
 
 #: subcommands implemented in their own modules: name -> module with add_parser(sub)
-_SUBCOMMANDS = ("contract.check", "contract.suite", "cassettes.cli")
+_SUBCOMMANDS = ("contract.check", "contract.suite", "cassettes.cli", "sources.rules.cli")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,6 +91,16 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sp.add_argument("--faults", type=Path, dest="fault_config", help="YAML file of fault rules")
     sp.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        default=[],
+        dest="rule_files",
+        metavar="FILE",
+        help="scripted replies: a rules file, or a directory of *.yaml (repeatable); a rule "
+        "that holds answers before synth (after a cassette hit)",
+    )
+    sp.add_argument(
         "--ignore",
         action="append",
         default=[],
@@ -125,6 +135,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         validate=not args.no_validate,
         ignore_paths=tuple(args.ignore_paths),
         fault_config=args.fault_config,
+        rule_files=tuple(args.rule_files),
         workers=args.workers,
         read_timeout=args.read_timeout,
     )

@@ -69,6 +69,8 @@ class Settings:
     validate: bool = True  # run contract checks on recorded exchanges
     ignore_paths: tuple[str, ...] = ()  # JSON paths left out of matching
     fault_config: Path | None = None
+    #: scripted-reply rule files (``--rules``: files, or directories of ``*.yaml``)
+    rule_files: tuple[Path, ...] = ()
     workers: int = 1
     log_requests: bool = False
     #: seconds a client has to send a request: its head (counted from the connection or the

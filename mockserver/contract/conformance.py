@@ -38,6 +38,7 @@ __all__ = [
     "check_error",
     "check_message",
     "check_models",
+    "check_reply_for",
     "check_request",
     "check_request_for",
     "check_response",
@@ -266,3 +267,48 @@ def check_structured_output(request: Any, message: Any) -> list[Violation]:
         Violation(v.STRUCTURED_OUTPUT, where, f"{json_path(e.absolute_path)}: {e.message}")
         for e in errors[:5]
     ]
+
+
+@_never_raises
+def check_reply_for(request: Any, message: Any) -> list[Violation]:
+    """A reply against its request: every ``tool_use`` calls an offered tool with an input its
+    ``input_schema`` accepts, and a structured reply validates (``check_structured_output``)."""
+    out = check_structured_output(request, message)
+    tools = {
+        t.get("name"): t
+        for t in (request.get("tools") or [] if isinstance(request, dict) else [])
+        if isinstance(t, dict)
+    }
+    content = message.get("content") if isinstance(message, dict) else None
+    for i, block in enumerate(content if isinstance(content, list) else []):
+        if not isinstance(block, dict) or block.get("type") != p.BLOCK_TOOL_USE:
+            continue
+        tool = tools.get(block.get("name"))
+        if tool is None:
+            out.append(
+                Violation(
+                    v.TOOL_NOT_OFFERED,
+                    f"$.content[{i}].name",
+                    f"{block.get('name')!r} is not among the tools offered",
+                )
+            )
+            continue
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict):
+            continue
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        try:
+            errors = list(
+                cls(schema, format_checker=cls.FORMAT_CHECKER).iter_errors(block.get("input"))
+            )
+        except (jsonschema.exceptions.SchemaError, ValueError, LookupError):
+            continue  # (a schema the validator cannot use says nothing about the input)
+        out += [
+            Violation(
+                v.TOOL_INPUT_SCHEMA,
+                f"$.content[{i}].input{json_path(e.absolute_path)[1:]}",
+                e.message,
+            )
+            for e in errors[:5]
+        ]
+    return out

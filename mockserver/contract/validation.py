@@ -34,6 +34,7 @@ SCHEMA_NAMES: Final = (
     "count_tokens",
     "models",
     "cassette",
+    "rules",
 )
 
 

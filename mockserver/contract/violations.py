@@ -22,6 +22,7 @@ SCHEMA_ERROR: Final = "error.schema"
 SCHEMA_COUNT_TOKENS: Final = "count_tokens.schema"
 SCHEMA_MODELS: Final = "models.schema"
 SCHEMA_CASSETTE: Final = "cassette.schema"
+SCHEMA_RULES: Final = "rules.schema"
 # event framing
 EVENT_NOT_JSON: Final = "event.data_not_json"
 EVENT_NAME_MISMATCH: Final = "event.name_mismatch"
@@ -50,6 +51,9 @@ CASSETTE_RAW_MISMATCH: Final = "cassette.raw_mismatch"
 RESPONSE_NOT_JSON: Final = "response.not_json"
 # structured output: the reply's text against the request's output_config.format schema
 STRUCTURED_OUTPUT: Final = "structured_output.schema"
+# a reply against its request (scripted replies may break these on purpose)
+TOOL_NOT_OFFERED: Final = "tool_use.not_offered"
+TOOL_INPUT_SCHEMA: Final = "tool_use.input_schema"
 # the checker itself failed (a bug; reported instead of raising)
 INTERNAL: Final = "checker.internal_error"
 
@@ -62,6 +66,7 @@ RULES: Final[dict[str, str]] = {
     SCHEMA_COUNT_TOKENS: "count_tokens body does not match schemas/count_tokens.json",
     SCHEMA_MODELS: "models body does not match schemas/models.json",
     SCHEMA_CASSETTE: "cassette does not match schemas/cassette.json",
+    SCHEMA_RULES: "rules file does not match schemas/rules.json",
     EVENT_NOT_JSON: "event data is not JSON",
     EVENT_NAME_MISMATCH: "the event: name differs from data.type",
     SSE_INVALID_UTF8: "stream bytes are not valid UTF-8",
@@ -86,6 +91,8 @@ RULES: Final[dict[str, str]] = {
     CASSETTE_RAW_MISMATCH: "a cassette event's raw frame does not decode to its event and data",
     RESPONSE_NOT_JSON: "a recorded non-streaming body is not JSON",
     STRUCTURED_OUTPUT: "the reply's text is not JSON that validates against the request's output schema",
+    TOOL_NOT_OFFERED: "the reply calls a tool the request did not offer",
+    TOOL_INPUT_SCHEMA: "a tool call's input does not validate against the tool's input_schema",
     INTERNAL: "the checker failed on this input (a bug in mockserver)",
 }
 

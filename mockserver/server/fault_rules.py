@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import fnmatch
 import random
-import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,58 +26,13 @@ from ..cassettes import matching
 from ..wire import protocol as p
 from ..wire.errors import ConfigError
 from ..wire.faults import Fault, FaultPlan, FaultSpecError, parse_faults
+from ..wire.json_path import json_equal, json_path_get, parse_json_path
 from ..wire.request import ApiRequest
 
 #: the plan of a request without faults (plans are immutable: one object serves them all)
 NO_FAULTS = FaultPlan()
 _RULE_KEYS = frozenset({"fault", "match", "times", "probability", "seed", "id"})
 _MATCH_KEYS = frozenset({"path", "model", "body"})
-_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[['\"]([^'\"]*)['\"]\]")
-
-
-def parse_json_path(text: str) -> tuple[str | int, ...]:
-    """``$.a.b[0]`` (also ``$['a']``) -> ``("a", "b", 0)``."""
-    if not text.startswith("$"):
-        raise FaultSpecError(f"JSON path {text!r} must start with '$'")
-    steps: list[str | int] = []
-    pos = 1
-    while pos < len(text):
-        m = _PATH_STEP.match(text, pos)
-        if m is None:
-            raise FaultSpecError(f"JSON path {text!r}: cannot read {text[pos:]!r}")
-        name, index, quoted = m.groups()
-        steps.append(int(index) if index is not None else (name if name is not None else quoted))
-        pos = m.end()
-    return tuple(steps)
-
-
-_MISSING = object()
-
-
-def json_path_get(doc: Any, steps: Sequence[str | int]) -> Any:
-    for step in steps:
-        found = (isinstance(step, int) and isinstance(doc, list) and step < len(doc)) or (
-            isinstance(step, str) and isinstance(doc, dict) and step in doc
-        )
-        if not found:
-            return _MISSING
-        doc = doc[step]
-    return doc
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality (``true`` is not ``1``)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(type(a) is type(b) or (_is_num(a) and _is_num(b))) and a == b
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def request_key(req: ApiRequest) -> str:
@@ -105,7 +59,10 @@ class FaultRule:
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
-        self._steps = {path: parse_json_path(path) for path in self.body}
+        try:
+            self._steps = {path: parse_json_path(path) for path in self.body}
+        except ValueError as exc:
+            raise FaultSpecError(str(exc)) from None
         self._rng = random.Random(self.seed)
 
     @classmethod

@@ -58,6 +58,8 @@ class Exchange:
     violations: list[dict[str, Any]] = field(default_factory=list)
     near_misses: list[dict[str, Any]] = field(default_factory=list)
     duration_ms: float = 0.0
+    #: the scripted-reply rule that answered (``source: rule``)
+    rule: str | None = None
     #: the connection was dropped before the reply ended (a ``disconnect`` fault, the client
     #: leaving, the upstream hanging up); ``status`` 0: before any byte of the reply
     disconnected: bool = False

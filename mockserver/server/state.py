@@ -17,6 +17,7 @@ from ..accounting.usage import UsageMeter
 from ..config import Settings
 from ..profile import Profile
 from ..sources.host import Source
+from ..sources.rules.book import RuleBook
 from ..wire.request import CheckedRequest
 from .fault_rules import FaultBook
 from .journal import Journal
@@ -37,6 +38,8 @@ class State:
     usage: UsageMeter = field(init=False)
     #: prompt-cache simulation (profile ``cache`` policy)
     prompt_cache: PromptCache = field(init=False)
+    #: scripted-reply rules (``--rules`` files, the admin API, the pytest plugin)
+    rules: RuleBook = field(init=False)
     #: request bodies already parsed and checked under this profile, by their bytes
     checked: CheckedBodies = field(init=False)
     #: ``settings.speed``, read once (the writer needs it on every reply)
@@ -57,6 +60,7 @@ class State:
         self._id_prefix = f"{self.profile.request_id_prefix}mock{self._prefix}"
         if self.settings.fault_config is not None:
             self.faults.load_config(self.settings.fault_config)  # ConfigError when bad
+        self.rules = RuleBook(self.settings.rule_files)  # ConfigError when a file is bad
 
     def reconfigure(self, settings: Settings) -> None:
         """Start over under ``settings`` on a running server (the pytest plugin's session
@@ -76,10 +80,13 @@ class State:
         return self.prompt_cache.reset()
 
     def reload(self) -> Mapping[str, int]:
-        """Re-read the fault config file and whatever the reload hooks cover; counts by name."""
+        """Re-read the fault config and rule files and whatever the reload hooks cover; counts
+        by name (``ConfigError`` when a file is bad: the old configuration stays)."""
         counts: dict[str, int] = {}
         if self.settings.fault_config is not None:
             counts["fault_rules"] = self.faults.load_config(self.settings.fault_config)
+        if self.settings.rule_files:
+            counts["rules"] = self.rules.load_files()
         for name, hook in self.reload_hooks.items():
             counts[name] = hook()
         return counts

@@ -248,13 +248,6 @@ def compose_message(
         text = _structured_text(output_schema, rng, prompt)
     else:
         text = compose_text(rng, prompt, only_results)
-    stop_reason: str = p.STOP_TOOL_USE if calls else p.STOP_END_TURN
-    stop_sequence: str | None = None
-    stops = [s for s in body.get("stop_sequences") or [] if isinstance(s, str) and s]
-    if text is not None and stops:
-        text, stop_sequence = stop_at(text, stops)
-        if stop_sequence is not None:  # generation ends at the sequence: no calls after it
-            stop_reason, calls = p.STOP_SEQUENCE, []
     content: list[Json] = [] if text is None else [{"type": p.BLOCK_TEXT, "text": text}]
     for tool, value in calls:
         content.append(
@@ -265,10 +258,47 @@ def compose_message(
                 "input": value,
             }
         )
+    default = p.STOP_TOOL_USE if calls else p.STOP_END_TURN
+    return message_of(msg_id, model, *limit(content, default, body, max_tokens, count_output, cut))
+
+
+def limit(
+    content: list[Json],
+    stop_reason: str,
+    body: Json,
+    max_tokens: int,
+    count_output: Callable[[list[Json]], int],
+    cut: Cut,
+) -> tuple[list[Json], str, str | None, int]:
+    """``content`` as the endpoint would end it: at the first text holding one of the request's
+    ``stop_sequences`` (nothing after it), then within ``max_tokens`` (cut at a token
+    boundary); with the stop reason, the sequence met and the output tokens."""
+    stops = [s for s in body.get("stop_sequences") or [] if isinstance(s, str) and s]
+    stop_sequence: str | None = None
+    for i, block in enumerate(content):
+        if stops and block.get("type") == p.BLOCK_TEXT:
+            text, stop_sequence = stop_at(str(block.get("text", "")), stops)
+            if stop_sequence is not None:  # generation ends at the sequence
+                content = [*content[:i], {**block, "text": text}]
+                stop_reason = p.STOP_SEQUENCE
+                break
     output_tokens = count_output(content)
     if output_tokens > max_tokens:
         content = _truncate(content, max_tokens, count_output, cut)
         stop_reason, stop_sequence, output_tokens = p.STOP_MAX_TOKENS, None, max_tokens
+    return content, stop_reason, stop_sequence, output_tokens
+
+
+def message_of(
+    msg_id: str,
+    model: str,
+    content: list[Json],
+    stop_reason: str,
+    stop_sequence: str | None,
+    output_tokens: int,
+) -> Json:
+    """A message as the endpoint sends it (``usage`` with ``output_tokens`` only: the caller
+    fills in the input side)."""
     return {
         "id": msg_id,
         "type": "message",

@@ -1,7 +1,8 @@
 """What a source is handed by the server that runs it (sources never import ``server/``).
 
 - ``Host``: the server's state a source reads: settings and profile, the token counter, the
-  prompt-cache simulation, the usage meter, and the reload hooks it may register.
+  prompt-cache simulation, the usage meter, the scripted-reply rules, and the reload hooks it
+  may register.
 - ``Notes``: the journal entry of the exchange a reply answers, for sources that fill in
   fields late (near misses, contract violations, a recorded stream as it ended).
 - ``Source``: what every source is: ``reply(request, checked) -> Reply``.
@@ -22,12 +23,15 @@ from ..profile import Profile
 from ..wire.reply import Reply
 from ..wire.request import ApiRequest, CheckedRequest
 from ..wire.written import WrittenStream
+from .rules.book import RuleBook
 
 
 class Host(Protocol):
     settings: Settings
     counter: TokenCounter
     usage: UsageMeter
+    #: the scripted-reply rules and their state
+    rules: RuleBook
     #: extra work for ``POST /_mockserver/reload`` (e.g. re-reading cassettes): name -> count
     reload_hooks: dict[str, Callable[[], int]]
 
@@ -47,6 +51,8 @@ class Notes(Protocol):
     violations: list[dict[str, Any]]
     near_misses: list[dict[str, Any]]
     written: WrittenStream | None
+    #: the scripted-reply rule that answered
+    rule: str | None
 
 
 class Source(Protocol):

@@ -41,6 +41,7 @@ from ..wire.streaming import FoldError, fold
 from ..wire.written import WrittenStream
 from .host import Host, Notes, on_exchange
 from .replay import ReplaySource
+from .rules.responder import Rules
 from .upstream import Upstream, upstream_headers
 
 log = logging.getLogger("mockserver.recorder")
@@ -334,11 +335,13 @@ class RecordSource:
 class RecordNewSource(ReplaySource):
     """``record-new``: replay what the cassettes hold; forward and record the rest."""
 
-    def __init__(self, host: Host, library: Library, recorder: Recorder) -> None:
+    def __init__(
+        self, host: Host, library: Library, recorder: Recorder, rules: Rules | None = None
+    ) -> None:
         async def forward(req: ApiRequest, checked: CheckedRequest | None) -> Reply:
             return await recorder.forward(req)
 
-        super().__init__(host, library, fallback=forward)
+        super().__init__(host, library, fallback=forward, rules=rules)
         self.recorder = recorder
 
     async def cleanup(self) -> None:
@@ -349,10 +352,12 @@ class RecordNewSource(ReplaySource):
         return await self.reply(req, None)
 
 
-def make_record_source(host: Host) -> RecordSource | RecordNewSource:
+def make_record_source(host: Host, rules: Rules | None = None) -> RecordSource | RecordNewSource:
+    """``record``: everything goes upstream (rules are not consulted); ``record-new``: replay,
+    then the rules, then forward and record."""
     directory = record_dir(host.settings.cassettes)
     log.info("recording %s into %s", Upstream(host.settings.upstream).public_url, directory)
     if host.settings.mode == "record":
         return RecordSource(host, Recorder(host, directory))
     library = Library(directory, host.settings.ignore_paths)
-    return RecordNewSource(host, library, Recorder(host, directory, library))
+    return RecordNewSource(host, library, Recorder(host, directory, library), rules)

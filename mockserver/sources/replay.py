@@ -22,6 +22,7 @@ from ..wire.reply import Reply, message_reply
 from ..wire.request import ApiRequest, CheckedRequest
 from ..wire.streaming import FoldError, fold
 from .host import Host, Notes, on_exchange
+from .rules.responder import Rules
 
 log = logging.getLogger("mockserver.replay")
 
@@ -124,12 +125,20 @@ def _fold_quietly(events: tuple[sse.Event, ...]) -> dict[str, Any] | None:
 
 
 class ReplaySource:
-    """Replays the library; a miss goes to ``fallback`` or, without one, is a 404."""
+    """Replays the library; a miss goes to the scripted-reply ``rules``, then to ``fallback``
+    or, without one, is a 404 (naming the nearest recordings and the closest rules)."""
 
-    def __init__(self, host: Host, library: Library, fallback: Fallback | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        library: Library,
+        fallback: Fallback | None = None,
+        rules: Rules | None = None,
+    ) -> None:
         self.host = host
         self.library = library
         self.fallback = fallback
+        self.rules = rules
         #: the reply of each interaction served so far, by ``(ref, stream)``, built once
         #: (replies are immutable; the interaction is kept to notice a reload)
         self._prepared: dict[tuple[Hashable, bool], tuple[cas.Interaction, Reply]] = {}
@@ -165,6 +174,8 @@ class ReplaySource:
         if isinstance(found, Hit):
             library.mark_used(found.ref)
             return self.prepared_reply(found.ref, req.stream)
+        if self.rules is not None and (scripted := await self.rules.answer(req, checked)):
+            return scripted
         if self.fallback is not None:
             return await self.fallback(req, checked)
         return self.miss(req, scope, found)
@@ -208,6 +219,9 @@ class ReplaySource:
                 text += " (nothing recorded on this route)"
             if lib.broken:
                 text += f". Unreadable cassettes: {', '.join(sorted(lib.broken))}"
+            rules = self.rules.near(req) if self.rules is not None else []
+            if rules:
+                text += ". No rule answers it; closest: " + "; ".join(rules)
         body = error_body(self.host.profile.dialect, p.NOT_FOUND, text, req.request_id or None)
         near_dicts = [m.to_dict() for m in near]
 

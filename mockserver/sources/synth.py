@@ -3,10 +3,26 @@ the input side of ``usage`` from the prompt-cache simulation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..wire.reply import Reply, message_reply
 from ..wire.request import ApiRequest, CheckedRequest
 from .compose import compose_message
 from .host import Host
+
+
+def finish(host: Host, checked: CheckedRequest, message: dict[str, Any], source: str) -> Reply:
+    """``message`` (its ``usage`` holding ``output_tokens``) as the reply: the input side of
+    ``usage`` from the prompt-cache simulation, JSON or a stream as asked.  The prompt's
+    prefixes count for the requests after this one."""
+    cached = host.cache_lookup(checked)
+    usage = cached.usage()
+    usage["output_tokens"] = message["usage"]["output_tokens"]
+    usage["service_tier"] = "standard"
+    message["usage"] = usage
+    reply = message_reply(message, checked.stream, source, host.profile.ping)
+    cached.commit()
+    return reply
 
 
 class SynthSource:
@@ -18,7 +34,6 @@ class SynthSource:
     async def reply(self, req: ApiRequest, checked: CheckedRequest) -> Reply:
         st = self.host
         counter = st.counter
-        cached = st.cache_lookup(checked)
         message = compose_message(
             checked.body,
             model=checked.model,
@@ -30,10 +45,4 @@ class SynthSource:
             message_id_prefix=st.profile.message_id_prefix,
             tool_use_id_prefix=st.profile.tool_use_id_prefix,
         )
-        usage = cached.usage()
-        usage["output_tokens"] = message["usage"]["output_tokens"]
-        usage["service_tier"] = "standard"
-        message["usage"] = usage
-        reply = message_reply(message, checked.stream, "synth", st.profile.ping)
-        cached.commit()  # the prompt's prefixes count for the requests after this reply
-        return reply
+        return finish(st, checked, message, "synth")

@@ -13,6 +13,7 @@
     replay: "replayed",
     synth: "synthesized",
     record: "recorded",
+    rule: "scripted",
     unmatched: "unmatched",
     error: "error",
   };
@@ -81,7 +82,9 @@
   }
 
   const modeBadge = (source) => h("span", { class: `mode mode-${source}` }, MODES[source] || source);
-  const statusBadge = (status) => h("span", { class: statusClass(status) }, status || "…");
+  // status 0: still answering, or (disconnected) dropped before any byte of the reply
+  const statusBadge = (status, dropped) =>
+    h("span", { class: statusClass(status), title: dropped ? "the connection was dropped before any byte" : null }, status || (dropped ? "dropped" : "…"));
 
   // --- talking to the admin API ------------------------------------------------------------
 
@@ -208,8 +211,13 @@
         x.prompt ? h("div", { class: "prompt" }, x.prompt) : null,
       ),
       h("td", { class: "model", title: x.model || null }, x.model || "—"),
-      h("td", null, h("div", null, modeBadge(x.source)), x.stream ? h("div", { class: "tag" }, "stream") : null),
-      h("td", null, statusBadge(x.status)),
+      h(
+        "td",
+        { title: x.rule ? `rule ${x.rule}` : null },
+        h("div", null, modeBadge(x.source)),
+        x.stream ? h("div", { class: "tag" }, "stream") : null,
+      ),
+      h("td", null, statusBadge(x.status, x.disconnected)),
       h(
         "td",
         { class: "fault-cell" },
@@ -358,6 +366,8 @@
       ],
       ["Cost", fmtCost(ex.cost_usd)],
       ["Fault", ex.fault || "none"],
+      ...(ex.rule ? [["Rule", ex.rule]] : []),
+      ...(ex.disconnected ? [["Connection", ex.status ? "dropped before the reply ended" : "dropped before any byte"]] : []),
     ];
     const download = h(
       "a",
@@ -384,7 +394,7 @@
           "div",
           { class: "badges" },
           modeBadge(ex.source),
-          statusBadge(ex.status),
+          statusBadge(ex.status, ex.disconnected),
           ex.stream ? h("span", { class: "tag" }, "stream") : null,
           ex.fault ? h("span", { class: "fault" }, ex.fault) : null,
           h("span", { class: "spacer" }),

@@ -29,6 +29,8 @@ from ..server.running import ServerThread
 from ..server.state import State
 from ..sources.modes import make_source
 from ..sources.replay import ReplaySource
+from ..sources.rules.book import PYTEST, RuleBook
+from ..sources.rules.spec import parse_rule
 from .journal_view import JournalView
 
 RECORD_MODES: Final = ("record", "record-new")
@@ -51,6 +53,9 @@ class Plan:
     upstream: str
     profile: str | None = None
     faults: tuple[FaultRef, ...] = ()
+    #: rule files (``rules=`` a path) and rules given as dicts (``rules=[{...}]``)
+    rule_files: tuple[Path, ...] = ()
+    rules: tuple[Mapping[str, Any], ...] = ()
     set_env: bool = True
     assert_all_used: bool = False
 
@@ -63,6 +68,7 @@ class Plan:
             cassettes=self.cassette,
             upstream=self.upstream,
             profile=cached_profile(self.profile),
+            rule_files=self.rule_files,
         )
 
 
@@ -105,6 +111,29 @@ def marker_cassette(base: Path, module: str, ref: CassetteRef) -> Path:
     return base / path
 
 
+class RulesView:
+    """``mockserver.rules``: a test's own scripted replies."""
+
+    def __init__(self, book: RuleBook) -> None:
+        self._book = book
+
+    def add(self, rule: Mapping[str, Any] | list[Mapping[str, Any]]) -> None:
+        """Add one rule (or several), tried after the rules already there; ``RuleError``
+        (naming the rule and field) when one cannot be used."""
+        items = rule if isinstance(rule, list) else [rule]
+        self._book.add([parse_rule(dict(item), "mockserver.rules.add", PYTEST) for item in items])
+
+    def clear(self) -> int:
+        """No rule answers any more; returns how many were removed."""
+        return self._book.clear()
+
+    def __len__(self) -> int:
+        return len(self._book)
+
+    def names(self) -> list[str]:
+        return [r.name for r in self._book.rules()]
+
+
 # --- the fixture's object -----------------------------------------------------------------------
 
 
@@ -130,6 +159,12 @@ class MockServer:
         state = self._thread.state
         assert state is not None, "the mock server is not running"
         return state
+
+    @property
+    def rules(self) -> RulesView:
+        """Scripted replies for this test: ``.add(rule)`` (the rules-file shape of one rule, or
+        a list), ``.clear()``; gone after the test."""
+        return RulesView(self.state.rules)
 
     @property
     def faults(self) -> FaultBook:

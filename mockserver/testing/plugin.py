@@ -6,8 +6,8 @@ for apps that talk to the Anthropic Messages API.
   ``.cassette``, ``.state``.  While the test runs, ``ANTHROPIC_BASE_URL`` points at it (and
   ``ANTHROPIC_API_KEY`` holds a dummy key when no key is set), so unmodified app code
   reaches it; both are restored afterwards.
-- marker ``@pytest.mark.mockserver(cassette=, mode=, fault=, profile=, assert_all_used=,
-  set_env=)``: a marked test gets the fixture without asking for it.
+- marker ``@pytest.mark.mockserver(cassette=, mode=, fault=, profile=, rules=,
+  assert_all_used=, set_env=)``: a marked test gets the fixture without asking for it.
 - options ``--mockserver-mode`` (default ``replay``), ``--mockserver-upstream URL`` (also
   ``$MOCKSERVER_UPSTREAM``); ini ``mockserver_mode``, ``mockserver_upstream``,
   ``mockserver_cassettes``, ``mockserver_profile``, ``mockserver_scope``,
@@ -55,7 +55,7 @@ def __getattr__(name: str) -> Any:
 
 
 MARKER: Final = "mockserver"
-MARKER_ARGS: Final = ("cassette", "mode", "fault", "profile", "assert_all_used", "set_env")
+MARKER_ARGS: Final = ("cassette", "mode", "fault", "profile", "rules", "assert_all_used", "set_env")
 SCOPES: Final = ("function", "session")
 UPSTREAM_ENV: Final = "MOCKSERVER_UPSTREAM"
 ENV_BASE_URL: Final = "ANTHROPIC_BASE_URL"
@@ -109,7 +109,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "mockserver(cassette=None, mode=None, fault=None, profile=None, assert_all_used=None, "
+        "mockserver(cassette=None, mode=None, fault=None, profile=None, rules=None, "
+        "assert_all_used=None, "
         "set_env=None): serve this test's Anthropic API calls from a mock server (replaying "
         "its cassette; mode, fault spec, profile and checks per test). See mockserver docs.",
     )
@@ -184,6 +185,23 @@ def _faults(value: Any) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _rule_files(value: Any, base: Path, module: str) -> tuple[Path, ...]:
+    """``rules=`` paths, found as ``cassette=`` is (a bare name beside the module's cassettes,
+    a path relative to the cassettes directory, or absolute)."""
+    refs = value if isinstance(value, list | tuple) else [value]
+    out = []
+    for ref in refs:
+        if isinstance(ref, str | os.PathLike):
+            out.append(_fs().marker_cassette(base, module, ref))
+    return tuple(out)
+
+
+def _rule_dicts(value: Any) -> tuple[Any, ...]:
+    """``rules=`` given as rule dicts (``rules=[{"name": ..., "when": ..., "reply": ...}]``)."""
+    refs = value if isinstance(value, list | tuple) else [value]
+    return tuple(r for r in refs if isinstance(r, dict))
+
+
 def _bool(value: Any, default: bool) -> bool:
     return default if value is None else bool(value)
 
@@ -218,6 +236,8 @@ def make_plan(item: pytest.Item) -> Plan:
         upstream=str(upstream),
         profile=profile,
         faults=_faults(marked.get("fault")),
+        rule_files=_rule_files(marked.get("rules"), base, module),
+        rules=_rule_dicts(marked.get("rules")),
         set_env=_bool(marked.get("set_env"), config.getini("mockserver_set_env")),
         assert_all_used=_bool(
             marked.get("assert_all_used"), config.getini("mockserver_assert_all_used")
@@ -266,7 +286,10 @@ def mockserver(
     if plan.mode == "record":  # the cassette holds exactly this run
         plan.cassette.unlink(missing_ok=True)
     session = request.config.getini("mockserver_scope") == "session"
-    thread = _mockserver_session.serve(settings) if session else _fs().start_server(settings)
+    try:  # (a rules file that cannot be used fails the test, naming file, rule and field)
+        thread = _mockserver_session.serve(settings) if session else _fs().start_server(settings)
+    except MockserverError as exc:
+        pytest.fail(f"mockserver: {exc}", pytrace=False)
     server = _fs().MockServer(thread, plan)
     try:
         for rule in plan.faults:
@@ -274,6 +297,11 @@ def mockserver(
                 server.faults.add(rule, origin="pytest")
             except MockserverError as exc:
                 pytest.fail(f"mockserver: fault={rule!r}: {exc}", pytrace=False)
+        if plan.rules:
+            try:
+                server.rules.add(list(plan.rules))
+            except MockserverError as exc:
+                pytest.fail(f"mockserver: rules=: {exc}", pytrace=False)
         with pytest.MonkeyPatch.context() as env:
             if plan.set_env:
                 env.setenv(ENV_BASE_URL, server.base_url)

@@ -490,6 +490,69 @@ def test_marker_mistakes_are_reported(pytester: pytest.Pytester) -> None:
     )
 
 
+# --- scripted replies -------------------------------------------------------------------------------
+
+RULES_TESTS = """
+SCRIPT = {"name": "ping", "when": {"last_user": {"equals": "ping"}},
+          "reply": {"content": [{"text": "pong from {{ model }}"}]}}
+
+
+@pytest.mark.mockserver(rules="agent")  # cassettes/test_app/agent.yaml, as cassette= is found
+def test_rules_file_from_the_marker(mockserver):
+    reply = ask("hello rules")
+    assert reply.content[0].text == "scripted hello"
+    assert mockserver.journal.last.source == "rule"
+
+
+@pytest.mark.mockserver(rules=[SCRIPT])
+def test_rules_as_dicts(mockserver):
+    assert ask("ping").content[0].text == "pong from deepseek-v3-anthropic"
+
+
+def test_rules_added_in_the_test(mockserver):
+    mockserver.rules.add(SCRIPT)
+    assert mockserver.rules.names() == ["ping"]
+    assert ask("ping").content[0].text.startswith("pong")
+    assert mockserver.rules.clear() == 1 and len(mockserver.rules) == 0
+
+
+def test_rules_are_gone_after_the_test(mockserver):
+    assert len(mockserver.rules) == 0
+    with pytest.raises(anthropic.NotFoundError):  # replay: no cassette, no rule
+        ask("ping")
+    mockserver.journal.clear()  # (the miss is what this test expects)
+
+
+@pytest.mark.mockserver(rules=[{"name": "bad", "when": {"last_user": {"regex": "("}},
+                                "reply": {"content": [{"text": "x"}]}}])
+def test_a_bad_rule_is_reported(mockserver):
+    pass
+"""
+
+
+@pytest.mark.parametrize("scope", ["function", "session"])
+def test_rules_from_the_marker_and_the_fixture(pytester: pytest.Pytester, scope: str) -> None:
+    cassettes = project(pytester, RULES_TESTS, f"mockserver_scope = {scope}\n")
+    cassettes.mkdir(parents=True)
+    (cassettes / "agent.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "rules": [
+                    {
+                        "name": "hello",
+                        "when": {"last_user": {"contains": "hello"}},
+                        "reply": {"content": [{"text": "scripted hello"}]},
+                    }
+                ],
+            }
+        )
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*mockserver: rules=: *'bad'*when.last_user.regex*"])
+
+
 # --- the example app -------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Admin API under ``/_mockserver/``: health, journal, faults, cache, usage, reload.
+"""Admin API under ``/_mockserver/``: health, journal, faults, rules, cache, usage, reload.
 
 Answers are JSON; errors use the same envelope as the Messages API.  With
 ``Settings.admin_token`` set, every call needs ``x-mockserver-admin-token: T`` or
@@ -22,6 +22,7 @@ from ..parse import parse_json, read_body
 from ..state import STATE, State
 from .access import AdminCall, admin_json, answer
 from .inspector import add_routes as add_inspector
+from .scripted import rule_delete, rules_add, rules_clear, rules_list
 
 #: path below the prefix -> {method: handler}
 ROUTES: dict[str, dict[str, AdminCall]] = {}
@@ -111,6 +112,9 @@ async def faults_clear(state: State, request: web.Request) -> Any:
     return {"deleted": state.faults.clear()}
 
 
+ROUTES["rules"] = {"GET": rules_list, "POST": rules_add, "DELETE": rules_clear}
+
+
 @_route("cache", "DELETE")
 async def cache_clear(state: State, request: web.Request) -> Any:
     return {"deleted": state.reset_cache()}
@@ -177,4 +181,9 @@ def add_routes(app: web.Application) -> None:
         app.router.add_route("*", p.ADMIN_PREFIX + "{tail:(/.*)?}", _off)
         return
     add_inspector(app)  # /_mockserver/ui and /_mockserver/journal/{id}[/interaction] first
+
+    async def delete_rule(request: web.Request) -> web.StreamResponse:
+        return await answer(request, rule_delete)
+
+    app.router.add_route("DELETE", p.ADMIN_PREFIX + "/rules/{rule}", delete_rule)
     app.router.add_route("*", p.ADMIN_PREFIX + "/{name:.*}", handle)
