@@ -233,3 +233,38 @@ def first_reply(server: Server, body: Any) -> float:
     if status != 200:
         raise RuntimeError(f"first request failed: {status} {data[:300]!r}")
     return time.perf_counter() - server.started
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A ``redis-server`` on a free loopback port (no persistence) for the ``--state`` rows;
+    yields its URL, or ``None`` when redis-server is not installed."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as work:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", work],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock,
+                ):
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(10)

@@ -124,6 +124,13 @@ def verdicts(results: Results) -> list[dict[str, Any]]:
             worst < 1000,
             "< 1000",
         )
+    by_name = {str(r["workers"]): r for r in results.workers}
+    for name, target, limit in (
+        ("2", "--workers 2 (shared state) / one process, replay JSON c=64", 1.6),
+        ("1 + redis", "one process on --state redis:// / in memory, replay JSON c=64", 0.8),
+    ):
+        ratio = by_name[name].get("speedup") if name in by_name else None
+        add(target, ratio, None if ratio is None else ratio >= limit, f">= {limit}")
     if results.matching:
         g = results.matching[-1].get("growth_vs_smallest")
         add(
@@ -204,9 +211,10 @@ def render(results: Results, facts: dict[str, Any], checks: list[dict[str, Any]]
         ]
     if results.workers:
         parts += [
-            "--workers (SO_REUSEPORT), replay JSON at c=64",
+            "--workers (SO_REUSEPORT, the state shared in SQLite) and --state redis://, replay "
+            "JSON at c=64",
             table(
-                ["workers", "per s", "p50 ms", "p99 ms", "speedup", "rss MB"],
+                ["processes", "per s", "p50 ms", "p99 ms", "x one", "rss MB"],
                 [
                     [
                         r["workers"],

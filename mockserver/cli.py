@@ -108,7 +108,26 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="JSON path left out of request matching (repeatable), e.g. $.metadata",
     )
     sp.add_argument("--no-validate", action="store_true", help="skip contract checks on records")
-    sp.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    sp.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port; they share one state (sequences, fault and rule "
+        "counts, admin-added rules, prompt cache, usage, journal) in a private SQLite file",
+    )
+    sp.add_argument(
+        "--state",
+        metavar="URL",
+        help="share the state with every mockserver on this Redis (replicas behind a load "
+        "balancer): redis://[:PASSWORD@]HOST:PORT/DB",
+    )
+    sp.add_argument(
+        "--state-prefix",
+        default="mockserver:",
+        metavar="PREFIX",
+        help="prefix of every key in the --state Redis (default mockserver:), so that "
+        "several mocks can share one Redis",
+    )
     sp.add_argument(
         "--read-timeout",
         type=float,
@@ -137,6 +156,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         fault_config=args.fault_config,
         rule_files=tuple(args.rule_files),
         workers=args.workers,
+        state=args.state,
+        state_prefix=args.state_prefix,
         read_timeout=args.read_timeout,
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .profile import Profile, load_profile
+from .shared.opening import check_url
 from .wire.errors import ConfigError
 
 MODES = ("auto", "replay", "synth", "record", "record-new")
@@ -56,10 +57,10 @@ class Settings:
     upstream: str = DEFAULT_UPSTREAM
     profile: Profile = field(default_factory=load_profile)
     timing: str = "instant"  # instant | recorded | SPEEDx
-    api_keys: tuple[str, ...] = ()  # empty = any non-empty key is accepted
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # empty: any non-empty key
     seed: int = 0
     strict_sequence: bool = False
-    admin_token: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
     #: the admin API and the inspector are served (``--no-admin``: not at all)
     admin: bool = True
     #: more ``Host`` names the admin API and the inspector answer to (``--allowed-host``)
@@ -72,6 +73,11 @@ class Settings:
     #: scripted-reply rule files (``--rules``: files, or directories of ``*.yaml``)
     rule_files: tuple[Path, ...] = ()
     workers: int = 1
+    #: where processes share their state: ``redis://HOST:PORT/DB`` (``--state``), or the
+    #: SQLite file ``--workers N`` makes for itself; ``None``: this process's, in memory
+    state: str | None = field(default=None, repr=False)  # (a Redis URL may hold a password)
+    #: the prefix of every key in a shared Redis (two mocks can share one)
+    state_prefix: str = "mockserver:"
     log_requests: bool = False
     #: seconds a client has to send a request: its head (counted from the connection or the
     #: previous reply, so also how long an idle keep-alive connection stays open) and,
@@ -93,6 +99,14 @@ class Settings:
             raise ConfigError(f"read_timeout must be > 0 seconds, got {self.read_timeout}")
         if self.workers < 1:
             raise ConfigError("--workers must be >= 1")
+        if self.state is not None:
+            check_url(self.state)
+        if self.mode in ("record", "record-new") and (self.workers > 1 or self.state):
+            raise ConfigError(
+                f"--mode {self.mode} records with one process: with --workers or --state each "
+                "process would write its own recordings and a request could be recorded twice. "
+                "Record with one process, then serve the cassettes with --workers/--state"
+            )
         if self.admin and self.admin_token is None and not loopback_bind(self.host):
             # served to the network: the admin API (journal: prompts, replies) needs a token
             object.__setattr__(self, "admin_token", secrets.token_urlsafe(24))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +36,22 @@ def traffic_manifest(traffic_dir: Path) -> list[dict[str, Any]]:
     data = json.loads((traffic_dir / "manifest.json").read_text())
     samples: list[dict[str, Any]] = data["samples"]
     return samples
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Redis on a free loopback port for the whole session (each test keeps to its own
+    key prefix: ``redis_prefix``); stopped by its PID at the end."""
+    from redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix no other test uses."""
+    return f"t{os.getpid()}:{abs(hash(request.node.nodeid)) % 10**8}:"

@@ -120,6 +120,8 @@ class UsageMeter:
         self._pending: dict[tuple[str, str, tuple[int, ...]], int] = {}
         #: the cost (and its text) of each token counts seen (replies repeat their counts)
         self._costs: dict[tuple[int, ...], tuple[Decimal, str]] = {}
+        #: the sums are a shared store's: pending replies wait for ``drain``, however many
+        self.shared = False
 
     def record(self, usage: Mapping[str, Any], model: str | None, api_key: str) -> str:
         """Count one reply; returns its cost in USD as ``format_usd`` writes it."""
@@ -133,7 +135,7 @@ class UsageMeter:
         entry = (model or "unknown", api_key, counts)
         with self._lock:
             self._pending[entry] = self._pending.get(entry, 0) + 1
-            if len(self._pending) >= _PENDING_MAX:
+            if len(self._pending) >= _PENDING_MAX and not self.shared:
                 self._flush()
         return known[1]
 
@@ -155,6 +157,13 @@ class UsageMeter:
                 by_key = self._by_key[api_key] = _empty()
             _add_counts(by_key, tokens, amount, times)
 
+    def drain(self) -> dict[tuple[str, str, tuple[int, ...]], int]:
+        """The replies counted since the last ``drain`` (for a shared store), taken away:
+        ``(model, key label, token counts) -> how many``."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            return pending
+
     def snapshot(self) -> dict[str, Any]:
         """The ``GET /_mockserver/usage`` shape (``cost_usd`` as an exact decimal string)."""
         with self._lock:
@@ -170,3 +179,46 @@ class UsageMeter:
             self._total = _empty()
             self._by_model.clear()
             self._by_key.clear()
+
+
+# --- usage shared by processes (``--workers N``, ``--state redis://``) -------------------------
+
+#: how a shared store names a usage sum: ``SCOPE<US>NAME<US>FIELD``, scope ``t`` (total),
+#: ``m`` (by model) or ``k`` (by key label); fields: ``requests``, ``FIELDS``, ``writes_1h``
+_SEP = "\x1f"
+_SUM_FIELDS = ("requests", *FIELDS, "writes_1h")
+
+
+def usage_sums(pending: Mapping[tuple[str, str, tuple[int, ...]], int]) -> dict[str, int]:
+    """``UsageMeter.drain()``'s replies as sums to add to a shared store."""
+    out: dict[str, int] = {}
+    for (model, api_key, counts), times in pending.items():
+        values = (1, *counts)  # requests, the four fields, writes_1h
+        for scope, name in (("t", ""), ("m", model), ("k", api_key)):
+            for field_name, n in zip(_SUM_FIELDS, values, strict=True):
+                if n:
+                    key = f"{scope}{_SEP}{name}{_SEP}{field_name}"
+                    out[key] = out.get(key, 0) + n * times
+    return out
+
+
+def snapshot_of(sums: Mapping[str, int], prices: Prices) -> dict[str, Any]:
+    """The ``GET /_mockserver/usage`` shape of a shared store's sums (cost is linear in the
+    token counts, so the sums give it exactly)."""
+    buckets: dict[tuple[str, str], dict[str, int]] = {("t", ""): {}}
+    for key, n in sums.items():
+        scope, name, field_name = key.split(_SEP, 2)
+        buckets.setdefault((scope, name), {})[field_name] = n
+
+    def bucket_json(values: Mapping[str, int]) -> dict[str, Any]:
+        counts = [values.get(f, 0) for f in _SUM_FIELDS]
+        bucket = {"requests": counts[0], **dict(zip(FIELDS, counts[1:5], strict=True))}
+        cost = _cost(*counts[1:], prices) if any(counts[1:]) else Decimal(0)
+        return _json({**bucket, "cost": cost})
+
+    out = bucket_json(buckets[("t", "")])
+    for scope, label in (("m", "by_model"), ("k", "by_api_key")):
+        out[label] = {
+            name: bucket_json(values) for (s, name), values in sorted(buckets.items()) if s == scope
+        }
+    return out

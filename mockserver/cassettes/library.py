@@ -16,14 +16,15 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from ..wire import protocol as p, sse
 from ..wire.errors import CassetteError, ConfigError
 from . import cassette as cas
-from .matching import Exhausted, Hit, Index, NearMiss, rank_near_misses
+from .matching import Exhausted, Hit, Index
+from .near_miss import NearMiss, rank_near_misses
 
 log = logging.getLogger("mockserver.library")
 
@@ -272,16 +273,49 @@ class Library:
     ) -> Hit | Exhausted | None:
         """The next recorded interaction for the request (see ``Index.lookup``; ``raw``: the
         exact bytes ``body`` was parsed from, when known, to reuse a repeated request's key)."""
-        accept: Callable[[Hashable], bool] | None = None
-        if cassette is not None:
-            want = self._by_name.get(cassette, -1)
-
-            def accept(ref: Hashable) -> bool:
-                return isinstance(ref, tuple) and ref[0] == want
-
         return self.index.lookup(
-            method, path, body, scope=cassette or "", accept=accept, strict=strict, raw=raw
+            method,
+            path,
+            body,
+            scope=cassette or "",
+            accept=self._accept(cassette),
+            strict=strict,
+            raw=raw,
         )
+
+    async def afind(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        next_position: Callable[[str], Awaitable[int]],
+        *,
+        cassette: str | None = None,
+        strict: bool = False,
+        raw: bytes | None = None,
+    ) -> Hit | Exhausted | None:
+        """``find`` with the sequence positions counted by ``next_position`` (shared by
+        processes; see ``Index.alookup``)."""
+        return await self.index.alookup(
+            method,
+            path,
+            body,
+            next_position,
+            scope=cassette or "",
+            accept=self._accept(cassette),
+            strict=strict,
+            raw=raw,
+        )
+
+    def _accept(self, cassette: str | None) -> Callable[[Hashable], bool] | None:
+        if cassette is None:
+            return None
+        want = self._by_name.get(cassette, -1)
+
+        def accept(ref: Hashable) -> bool:
+            return isinstance(ref, tuple) and ref[0] == want
+
+        return accept
 
     def mark_used(self, ref: Hashable) -> None:
         """Note that the interaction ``ref`` (from ``find``) answered a request."""

@@ -22,11 +22,10 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..contract.violations import json_path, short
 from ..wire import protocol as p
 
 
@@ -193,56 +192,6 @@ def request_key(method: str, path: str, body: Any, ignore: Sequence[str] = ()) -
 
 # --- differences -----------------------------------------------------------------------------------
 
-_FIRST_KEYS: Final = ("model", "system", "messages", "tools", "tool_choice")
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    path: str
-    recorded: Any
-    requested: Any
-
-    def describe(self) -> str:
-        return f"differs at {self.path}: recorded {_show(self.recorded)}, requested {_show(self.requested)}"
-
-
-def _show(value: Any) -> str:
-    return ABSENT if value is _MISSING else short(value, 80)
-
-
-def differences(recorded: Any, requested: Any, limit: int = 20) -> list[Difference]:
-    """Leaf differences between two canonical bodies, in reading order (at most ``limit``)."""
-    out: list[Difference] = []
-    _diff(recorded, requested, [], out, limit, top=True)
-    return out
-
-
-def _diff(
-    a: Any, b: Any, at: list[str | int], out: list[Difference], limit: int, top: bool = False
-) -> None:
-    if len(out) >= limit:
-        return
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = list(dict.fromkeys([*a, *b]))
-        if top:
-            keys = [k for k in _FIRST_KEYS if k in keys] + [k for k in keys if k not in _FIRST_KEYS]
-        for k in keys:
-            _diff(a.get(k, _MISSING), b.get(k, _MISSING), [*at, k], out, limit)
-        return
-    if isinstance(a, list) and isinstance(b, list):
-        for i in range(max(len(a), len(b))):
-            _diff(
-                a[i] if i < len(a) else _MISSING,
-                b[i] if i < len(b) else _MISSING,
-                [*at, i],
-                out,
-                limit,
-            )
-        return
-    if type(a) is not type(b) or a != b:
-        out.append(Difference(json_path(at), a, b))
-
-
 # --- the index --------------------------------------------------------------------------------------
 
 
@@ -341,6 +290,51 @@ class Index:
         narrowing so each scope walks its own sequence.  ``raw``, the exact bytes ``body``
         was parsed from, lets a repeated request reuse its keys (same bytes, same body).
         """
+        found = self.candidates(method, path, body, scope=scope, accept=accept, raw=raw)
+        if found is None:
+            return None
+        counter, refs = found
+        n = self._served.get(counter, 0)
+        if not (n >= len(refs) and strict):
+            self._served[counter] = n + 1
+        return pick(refs, n, strict)
+
+    async def alookup(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        next_position: Callable[[str], Awaitable[int]],
+        *,
+        scope: str = "",
+        accept: Callable[[Hashable], bool] | None = None,
+        strict: bool = False,
+        raw: bytes | None = None,
+    ) -> Hit | Exhausted | None:
+        """``lookup`` with the sequence positions kept elsewhere (a shared store):
+        ``next_position(counter)`` counts one more request of that sequence and returns how
+        many came before.  A sequence of one interaction needs no count unless ``strict``."""
+        found = self.candidates(method, path, body, scope=scope, accept=accept, raw=raw)
+        if found is None:
+            return None
+        counter, refs = found
+        if len(refs) == 1 and not strict:
+            return Hit(refs[0], 0, 1, repeated=False)
+        scope_name, ignore, key = counter
+        n = await next_position(f"{scope_name}\x1f{chr(30).join(ignore)}\x1f{key}")
+        return pick(refs, n, strict)
+
+    def candidates(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        scope: str = "",
+        accept: Callable[[Hashable], bool] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[tuple[str, tuple[str, ...], str], list[Hashable]] | None:
+        """The recorded sequence the request belongs to: its counter and its refs in order."""
         for group, key in self._keys(method, path, body, raw):
             refs = group.keys.get(key)
             if not refs:
@@ -349,13 +343,7 @@ class Index:
                 refs = [r for r in refs if accept(r)]
                 if not refs:
                     continue
-            counter = (scope, group.ignore, key)
-            n = self._served.get(counter, 0)
-            if n >= len(refs) and strict:
-                return Exhausted(refs[-1], len(refs))
-            self._served[counter] = n + 1
-            pos = min(n, len(refs) - 1)
-            return Hit(refs[pos], pos, len(refs), repeated=n >= len(refs))
+            return (scope, group.ignore, key), refs
         return None
 
     def _keys(
@@ -393,51 +381,9 @@ class Index:
         self._served.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class NearMiss:
-    cassette: str
-    interaction: int
-    differences: tuple[Difference, ...]
-    count: int  # number of differences found (capped)
-
-    def describe(self) -> str:
-        if not self.differences:
-            return f"{self.cassette}#{self.interaction}"
-        more = f" ({self.count} differences)" if self.count > 1 else ""
-        return f"{self.cassette}#{self.interaction} {self.differences[0].describe()}{more}"
-
-    def to_dict(self) -> dict[str, Any]:
-        first = self.differences[0] if self.differences else None
-        return {
-            "cassette": self.cassette,
-            "interaction": self.interaction,
-            "path": first.path if first else None,
-            "recorded": _journal_value(first.recorded) if first else None,
-            "requested": _journal_value(first.requested) if first else None,
-            "differences": self.count,
-            "diff": [
-                {
-                    "path": d.path,
-                    "recorded": _journal_value(d.recorded),
-                    "requested": _journal_value(d.requested),
-                }
-                for d in self.differences
-            ],
-        }
-
-
-def _journal_value(value: Any) -> Any:
-    return ABSENT if value is _MISSING else value
-
-
-def rank_near_misses(
-    candidates: Iterable[tuple[str, int, Any, Any]], n: int = 3, limit: int = 20
-) -> list[NearMiss]:
-    """The ``n`` closest of ``(cassette, interaction, recorded body, requested body)``
-    candidates (canonical bodies), fewest differences first; ties keep library order."""
-    scored: list[tuple[int, int, NearMiss]] = []
-    for order, (cassette, idx, recorded, requested) in enumerate(candidates):
-        diffs = differences(recorded, requested, limit)
-        scored.append((len(diffs), order, NearMiss(cassette, idx, tuple(diffs[:5]), len(diffs))))
-    scored.sort(key=lambda t: (t[0], t[1]))
-    return [nm for _, _, nm in scored[:n]]
+def pick(refs: Sequence[Hashable], n: int, strict: bool) -> Hit | Exhausted:
+    """The answer of the request that comes after ``n`` others of the sequence ``refs``."""
+    if n >= len(refs) and strict:
+        return Exhausted(refs[-1], len(refs))
+    pos = min(n, len(refs) - 1)
+    return Hit(refs[pos], pos, len(refs), repeated=n >= len(refs))

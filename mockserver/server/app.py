@@ -26,6 +26,7 @@ from ..wire.unicode import printable_headers
 from ..wire.written import WrittenStream
 from .admin import api as admin
 from .endpoints import messages, route
+from .fault_rules import NO_FAULTS
 from .headers import ratelimit_headers
 from .journal import Exchange, key_label
 from .parse import parse_json, read_body
@@ -100,7 +101,10 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
             ex = _arrived(state, req)
             if handler is None:
                 raise ApiError.not_found()
-            plan = fault_plan(state, req)
+            if state.shared is None:
+                plan = fault_plan(state, req)
+            else:
+                plan = await shared_fault_plan(state, req)
             if plan:
                 # a fault that replaces the reply skips the source (no upstream call, no replay
                 # turn used)
@@ -146,6 +150,8 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
                 if request.transport is not None:
                     request.transport.close()  # the reply is half-written: cut it off
             return web.Response(status=reply.status)
+        finally:
+            state.journal.close(ex)
     finally:
         state.in_flight -= 1
 
@@ -168,6 +174,7 @@ def _arrived(state: State, req: ApiRequest, *, read: bool = True) -> Exchange:
         model=req.model,
         stream=req.stream,
         api_key=key_label(req.api_key) if read else "none",
+        raw=req.raw if read and req.body is not None else None,
     )
 
 
@@ -180,6 +187,17 @@ def fault_plan(state: State, req: ApiRequest) -> FaultPlan:
     """The faults for ``req`` (header, then matching rules); a bad spec is a 400."""
     try:
         return state.faults.plan(req)
+    except FaultSpecError as exc:
+        raise ApiError.invalid(str(exc)) from None
+
+
+async def shared_fault_plan(state: State, req: ApiRequest) -> FaultPlan:
+    """``fault_plan`` with the counts shared by processes."""
+    faults = state.faults
+    if faults.idle and not req.headers.get(p.H_FAULT):
+        return NO_FAULTS
+    try:
+        return await faults.aplan(req)
     except FaultSpecError as exc:
         raise ApiError.invalid(str(exc)) from None
 
@@ -212,6 +230,8 @@ def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
             ex.response = json.loads(reply.body)
         except ValueError:
             ex.response = reply.body.decode("utf-8", "replace")
+    if reply.events is None and not isinstance(ex.response, str):
+        ex.reply_body = reply.body  # (the bytes ``response`` is the JSON of)
     if reply.events is not None:  # by reference: rendered only when the journal is read
         ex.written = WrittenStream.of(reply)
     bind = reply.extras.get("on_exchange")  # sources that fill in journal fields (late)
@@ -283,10 +303,15 @@ def create_app(settings: Settings | None = None) -> web.Application:
     state.source = make_source(state)
     app = web.Application(middlewares=[guard], client_max_size=settings.profile.max_request_bytes)
     app[STATE] = state
+    if state.shared is not None:  # join the processes sharing the state first, leave last
+        coordinator = state.shared
+        app.on_startup.append(lambda _app: coordinator.start())
     for hook in ("startup", "cleanup"):  # sources with a lifecycle (cassette loading, sessions)
         fn = getattr(state.source, hook, None)
         if fn is not None:
             getattr(app, f"on_{hook}").append(lambda _app, fn=fn: fn())
+    if state.shared is not None:
+        app.on_cleanup.append(lambda _app: coordinator.stop())
     admin.add_routes(app)  # /_mockserver/..., before the catch-all
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from ..cassettes import matching
+from ..shared.counters import Counters
 from ..wire import protocol as p
 from ..wire.errors import ConfigError
 from ..wire.faults import Fault, FaultPlan, FaultSpecError, parse_faults
@@ -31,6 +32,9 @@ from ..wire.request import ApiRequest
 
 #: the plan of a request without faults (plans are immutable: one object serves them all)
 NO_FAULTS = FaultPlan()
+#: counter kinds in a shared store: a rule's applications, its probability draws, and the
+#: ``times=N`` of a fault per request key
+HITS, DRAWS, TIMES = "fault-rule-hits", "fault-rule-draws", "fault-times"
 _RULE_KEYS = frozenset({"fault", "match", "times", "probability", "seed", "id"})
 _MATCH_KEYS = frozenset({"path", "model", "body"})
 
@@ -55,6 +59,8 @@ class FaultRule:
     origin: str = "api"
     id: int = 0
     hits: int = 0
+    #: the rule's name in a shared store (its counters are kept under it)
+    key: str = ""
     _steps: dict[str, tuple[str | int, ...]] = field(default_factory=dict, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -115,6 +121,14 @@ class FaultRule:
             origin=origin,
         )
 
+    def spec(self) -> dict[str, Any]:
+        """The rule as ``from_json`` takes it (what a shared store keeps)."""
+        out = {k: v for k, v in self.to_json().items() if k in _RULE_KEYS and v is not None}
+        out.pop("id", None)
+        if not out.get("match"):
+            out.pop("match", None)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         match: dict[str, Any] = {}
         if self.path is not None:
@@ -145,6 +159,21 @@ class FaultRule:
             for path, value in self.body.items()
         )
 
+    async def afire(self, req: ApiRequest, counters: Counters) -> bool:
+        """``fire`` with the counts kept by ``counters`` (shared by processes): ``times`` is
+        exact across processes, ``probability`` draws the n-th number of the rule's seed
+        for its n-th matching request wherever that arrives."""
+        if not self.matches(req):
+            return False
+        if self.probability is not None:
+            n = await counters.incr(DRAWS, self.key)
+            if not random.Random(f"{self.seed}:{n}").random() < self.probability:
+                return False
+        if self.times is None:
+            counters.later(HITS, self.key)
+            return True
+        return await counters.incr(HITS, self.key) <= self.times
+
     def fire(self, req: ApiRequest) -> bool:
         """Whether the rule applies to ``req`` now (spends one of ``times`` when it does)."""
         if not self.matches(req):
@@ -158,13 +187,27 @@ class FaultRule:
 
 
 class FaultBook:
-    """The fault rules and ``times`` counters of one server (``state.faults``); thread-safe."""
+    """The fault rules and ``times`` counters of one server (``state.faults``); thread-safe.
 
-    def __init__(self) -> None:
+    With ``counters`` (processes sharing state) the rules are the shared store's (``replace``
+    installs them) and every count is the store's: ``aplan`` instead of ``plan``."""
+
+    def __init__(self, counters: Counters | None = None) -> None:
         self._rules: list[FaultRule] = []
         self._counts: dict[tuple[str, str], int] = {}
         self._next_id = 1
         self._lock = threading.Lock()
+        self.counters = counters
+
+    def replace(self, rules: list[FaultRule]) -> None:
+        """Install ``rules`` (ids and keys set) as the whole list."""
+        with self._lock:
+            self._rules = list(rules)
+
+    @property
+    def idle(self) -> bool:
+        """No rule: a request without the fault header gets no fault."""
+        return not self._rules
 
     def add(self, rule: FaultRule | Mapping[str, Any] | str, origin: str = "api") -> FaultRule:
         """Add a rule (a ``FaultRule``, its JSON shape, or a bare spec matching everything)."""
@@ -215,6 +258,28 @@ class FaultBook:
                 return FaultPlan.of(faults)
             key = request_key(req)
             return FaultPlan.of(self._count(faults, key))
+
+    async def aplan(self, req: ApiRequest) -> FaultPlan:
+        """``plan`` with the counts kept by ``self.counters`` (shared by processes)."""
+        counters = self.counters
+        assert counters is not None
+        header = req.headers.get(p.H_FAULT, "")
+        faults: list[Fault] = list(parse_faults(header)) if header.strip() else []
+        with self._lock:
+            rules = list(self._rules)
+        for rule in rules:
+            if await rule.afire(req, counters):
+                faults.extend(rule.faults)
+        if not any(f.times is not None for f in faults):
+            return FaultPlan.of(faults)
+        key = request_key(req)
+        kept = []
+        for fault in faults:
+            if fault.times is None or await counters.incr(TIMES, f"{fault.text}\x1f{key}") <= (
+                fault.times
+            ):
+                kept.append(fault)
+        return FaultPlan.of(kept)
 
     def _count(self, faults: Iterable[Fault], key: str) -> Iterable[Fault]:
         for fault in faults:

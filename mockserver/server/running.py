@@ -14,18 +14,22 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from aiohttp import web
 
 from ..accounting.tokens import get_tokenizer
 from ..config import Settings, loopback_bind, wildcard_bind
+from ..shared.seam import mask_url
 from ..wire.errors import ConfigError
 from . import redaction
 from .app import create_app, front_handler
@@ -103,6 +107,12 @@ def startup_text(settings: Settings, url: str) -> str:
         f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on {url}{many}",
         f"  export ANTHROPIC_BASE_URL={local}",
     ]
+    if settings.state is not None and settings.state.startswith("sqlite://"):
+        lines.append("  the processes share one state (an SQLite file of this run)")
+    elif settings.state is not None:
+        lines.append(
+            f"  shared state: {mask_url(settings.state)} (keys under {settings.state_prefix!r})"
+        )
     if not settings.admin:
         lines.append("  admin API and inspector: off (--no-admin)")
     elif settings.admin_token_generated:
@@ -141,6 +151,10 @@ def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     placeholder: socket.socket | None = None
     workers: list[BaseProcess] = []
+    private: str | None = None  # the --workers processes' shared state, made and removed here
+    if settings.workers > 1 and settings.state is None:
+        private = tempfile.mkdtemp(prefix="mockserver-state-")
+        settings = replace(settings, state=f"sqlite://{Path(private) / 'state.db'}")
     if settings.workers > 1:
         if not hasattr(socket, "SO_REUSEPORT"):
             raise ConfigError("--workers > 1 needs SO_REUSEPORT, which this platform lacks")
@@ -173,6 +187,8 @@ def run(settings: Settings) -> int:
             asyncio.run(main())
     finally:
         _stop_workers(workers)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
     return 0
 
 

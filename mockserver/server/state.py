@@ -11,17 +11,23 @@ from typing import Any
 
 from aiohttp import web
 
-from ..accounting.cache import CacheLookup, PromptCache
+from ..accounting.cache import CacheLookup, PromptCache, SharedPromptCache
 from ..accounting.tokens import TokenCounter
 from ..accounting.usage import UsageMeter
 from ..config import Settings
 from ..profile import Profile
+from ..shared.counters import Counters
+from ..shared.opening import open_state
 from ..sources.host import Source
 from ..sources.rules.book import RuleBook
 from ..wire.request import CheckedRequest
 from .fault_rules import FaultBook
 from .journal import Journal
 from .memo import CheckedBodies
+from .ops import LocalOps, Ops
+from .sharing.coordinator import Coordinator
+from .sharing.ops import SharedOps
+from .sharing.records import SharedJournal
 
 
 @dataclass
@@ -51,16 +57,45 @@ class State:
     in_flight: int = 0
     #: extra work for ``POST /_mockserver/reload`` (e.g. re-reading cassettes): name -> count
     reload_hooks: dict[str, Callable[[], int]] = field(default_factory=dict)
+    #: this process's part in the state it shares with others (``--workers N``, ``--state``);
+    #: ``None``: the state is this process's, in memory
+    shared: Coordinator | None = field(init=False, default=None)
+    #: what the admin API does to the state (``LocalOps`` or ``SharedOps``)
+    ops: Ops = field(init=False)
 
     def __post_init__(self) -> None:
         self.usage = UsageMeter(self.settings.profile.prices)
-        self.prompt_cache = PromptCache(self.settings.profile.cache, self.counter)
         self.checked = CheckedBodies()
         self.speed = self.settings.speed
         self._id_prefix = f"{self.profile.request_id_prefix}mock{self._prefix}"
+        if self.settings.state is not None:
+            self._share(self.settings.state)
+            return
+        self.prompt_cache = PromptCache(self.settings.profile.cache, self.counter)
         if self.settings.fault_config is not None:
             self.faults.load_config(self.settings.fault_config)  # ConfigError when bad
         self.rules = RuleBook(self.settings.rule_files)  # ConfigError when a file is bad
+        self.ops = LocalOps(self)
+
+    def _share(self, url: str) -> None:
+        """Keep the state in the store ``url`` names, with the other processes there: the
+        rules, counts, journal, usage and prompt cache live there (the coordinator joins at
+        startup: ``coordinator.start``)."""
+        store = open_state(url, self.settings.state_prefix)
+        co = self.shared = Coordinator(self, store)
+        self.journal = co.journal = SharedJournal(co.outbox)
+        self.faults = FaultBook(co.counters)  # (the rules: the store's, the files seeded there)
+        self.rules = RuleBook(self.settings.rule_files, co.counters)  # (checked now)
+        self.prompt_cache = SharedPromptCache(
+            self.settings.profile.cache, self.counter, store, co.breaker
+        )
+        self.usage.shared = True
+        self.ops = SharedOps(self, co)
+
+    @property
+    def counters(self) -> Counters | None:
+        """The counters processes share (``None``: this process is the only one)."""
+        return self.shared.counters if self.shared is not None else None
 
     def reconfigure(self, settings: Settings) -> None:
         """Start over under ``settings`` on a running server (the pytest plugin's session
@@ -87,9 +122,12 @@ class State:
             counts["fault_rules"] = self.faults.load_config(self.settings.fault_config)
         if self.settings.rule_files:
             counts["rules"] = self.rules.load_files()
-        for name, hook in self.reload_hooks.items():
-            counts[name] = hook()
+        counts.update(self.reload_files())
         return counts
+
+    def reload_files(self) -> Mapping[str, int]:
+        """Re-read what the reload hooks cover (the cassettes); counts by name."""
+        return {name: hook() for name, hook in self.reload_hooks.items()}
 
     @property
     def profile(self) -> Profile:
@@ -98,14 +136,10 @@ class State:
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):08d}"
 
-    def cache_lookup(self, checked: CheckedRequest) -> CacheLookup:
-        """The prompt cache's split of a request's input tokens; ``.commit()`` it once the
+    async def cache_lookup(self, checked: CheckedRequest) -> CacheLookup:
+        """The prompt cache's split of a request's input tokens; ``.acommit()`` it once the
         reply exists (a 400 ``ApiError`` for bad ``cache_control`` under ``breakpoints``)."""
-        return self.prompt_cache.lookup(checked.body, checked.model)
-
-    def input_usage(self, checked: CheckedRequest) -> dict[str, Any]:
-        """Input side of ``usage`` for a synthesized reply (a lookup, nothing is stored)."""
-        return self.cache_lookup(checked).usage()
+        return await self.prompt_cache.alookup(checked.body, checked.model)
 
 
 STATE: web.AppKey[State] = web.AppKey("mockserver_state", State)

@@ -20,6 +20,7 @@ from ..accounting.tokens import TokenCounter
 from ..accounting.usage import UsageMeter
 from ..config import Settings
 from ..profile import Profile
+from ..shared.counters import Counters
 from ..wire.reply import Reply
 from ..wire.request import ApiRequest, CheckedRequest
 from ..wire.written import WrittenStream
@@ -38,7 +39,11 @@ class Host(Protocol):
     @property
     def profile(self) -> Profile: ...
 
-    def cache_lookup(self, checked: CheckedRequest) -> CacheLookup: ...
+    #: the counters processes share (``None``: this process is the only one)
+    @property
+    def counters(self) -> Counters | None: ...
+
+    async def cache_lookup(self, checked: CheckedRequest) -> CacheLookup: ...
 
 
 class Notes(Protocol):

@@ -15,7 +15,8 @@ from typing import Any
 
 from ..cassettes import cassette as cas
 from ..cassettes.library import H_CASSETTE, Library, cassette_name
-from ..cassettes.matching import Exhausted, Hit, NearMiss
+from ..cassettes.matching import Exhausted, Hit
+from ..cassettes.near_miss import NearMiss
 from ..wire import protocol as p, sse
 from ..wire.errors import error_body
 from ..wire.reply import Reply, message_reply
@@ -29,6 +30,8 @@ log = logging.getLogger("mockserver.replay")
 Fallback = Callable[[ApiRequest, CheckedRequest | None], Awaitable[Reply]]
 #: prepared replies kept by a ``ReplaySource`` (past this the store starts over)
 PREPARED_MAX = 50_000
+#: the counter kind of replay sequence positions, in a shared store
+SEQUENCE = "replay-sequence"
 
 
 # --- interaction -> reply ---------------------------------------------------------------------
@@ -163,14 +166,30 @@ class ReplaySource:
         library = self.library
         await library.ready()
         scope = self.scope(req)
-        found = library.find(
-            req.method,
-            req.path,
-            req.body,
-            cassette=scope,
-            strict=self.host.settings.strict_sequence,
-            raw=req.raw or None,
-        )
+        counters = self.host.counters
+        if counters is None:
+            found = library.find(
+                req.method,
+                req.path,
+                req.body,
+                cassette=scope,
+                strict=self.host.settings.strict_sequence,
+                raw=req.raw or None,
+            )
+        else:  # processes share the sequence positions
+
+            async def next_position(key: str) -> int:
+                return await counters.incr(SEQUENCE, key) - 1
+
+            found = await library.afind(
+                req.method,
+                req.path,
+                req.body,
+                next_position,
+                cassette=scope,
+                strict=self.host.settings.strict_sequence,
+                raw=req.raw or None,
+            )
         if isinstance(found, Hit):
             library.mark_used(found.ref)
             return self.prepared_reply(found.ref, req.stream)

@@ -11,17 +11,19 @@ from .compose import compose_message
 from .host import Host
 
 
-def finish(host: Host, checked: CheckedRequest, message: dict[str, Any], source: str) -> Reply:
+async def finish(
+    host: Host, checked: CheckedRequest, message: dict[str, Any], source: str
+) -> Reply:
     """``message`` (its ``usage`` holding ``output_tokens``) as the reply: the input side of
     ``usage`` from the prompt-cache simulation, JSON or a stream as asked.  The prompt's
     prefixes count for the requests after this one."""
-    cached = host.cache_lookup(checked)
+    cached = await host.cache_lookup(checked)
     usage = cached.usage()
     usage["output_tokens"] = message["usage"]["output_tokens"]
     usage["service_tier"] = "standard"
     message["usage"] = usage
     reply = message_reply(message, checked.stream, source, host.profile.ping)
-    cached.commit()
+    await cached.acommit()
     return reply
 
 
@@ -45,4 +47,4 @@ class SynthSource:
             message_id_prefix=st.profile.message_id_prefix,
             tool_use_id_prefix=st.profile.tool_use_id_prefix,
         )
-        return finish(st, checked, message, "synth")
+        return await finish(st, checked, message, "synth")

@@ -190,7 +190,7 @@
       "tr",
       {
         class: x.id === selected ? "selected" : null,
-        dataset: { id: x.id, source: x.source },
+        dataset: { id: x.id, source: x.source, time: x.time },
         tabindex: "0",
         onclick: () => select(x.id),
         onkeydown: (event) => {
@@ -251,10 +251,12 @@
       old.tr.replaceWith(tr);
       if (x.id === selected && old.summary.pending && !x.pending) select(x.id, true);
     } else {
-      // newest first: place before the first row with a smaller id
+      // newest first, by arrival (processes sharing a journal number entries as they end):
+      // place before the first row that arrived earlier
       let before = null;
       for (const other of body.children) {
-        if (Number(other.dataset.id) < x.id) {
+        const time = Number(other.dataset.time);
+        if (time < x.time || (time === x.time && Number(other.dataset.id) < x.id)) {
           before = other;
           break;
         }

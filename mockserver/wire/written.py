@@ -83,3 +83,32 @@ class WrittenStream:
                 }
             )
         return out
+
+    def to_record(self) -> dict[str, Any]:
+        """What rebuilds this stream (``from_record``), as JSON: a synthesized stream's
+        message, or the events' names and data; the offsets; the cut."""
+        out: dict[str, Any] = {
+            "at_ms": list(self.at_ms) if self.at_ms is not None else None,
+            "sent_ms": self.sent_ms,
+            "disconnect_at": self.disconnect_at,
+            "count": self._count,
+        }
+        if self._message is not None:
+            out["message"] = self._message
+        else:
+            out["events"] = [[e.name, e.data] for e in self._events]
+        return out
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> WrittenStream:
+        at = data.get("at_ms")
+        stream = cls(
+            tuple(Event(name, str(text)) for name, text in data.get("events") or ()),
+            tuple(at) if at is not None else None,
+            data.get("disconnect_at"),
+        )
+        if data.get("message") is not None:
+            stream._message = data["message"]
+            stream._count = int(data.get("count") or 0)
+        stream.sent_ms = data.get("sent_ms")
+        return stream

@@ -86,8 +86,9 @@ def assert_error(status: int, data: Any, want_status: int, etype: str, *words: s
 
 def test_health(h: Http) -> None:
     before = h.admin("GET", "health")
-    assert set(before) == {"status", "mode", "profile", "uptime", "requests"}
+    assert set(before) == {"status", "mode", "profile", "uptime", "requests", "state"}
     assert before["status"] == "ok" and before["mode"] == "synth"
+    assert before["state"] == {"kind": "memory", "ok": True}  # one process: nothing shared
     assert before["profile"] == "deepseek-v3-anthropic"
     assert isinstance(before["uptime"], float) and before["uptime"] >= 0
     h.message("one")

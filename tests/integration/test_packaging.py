@@ -78,3 +78,25 @@ def test_wheel_install_works_without_the_source_tree(tmp_path: Path) -> None:
         timeout=120,
     )
     assert out.stdout.startswith("ok ")
+
+
+def test_starting_imports_nothing_known_to_take_seconds() -> None:
+    """Every ``mockserver`` command and server process imports the package: a dependency that
+    builds a grammar or a table at import time (jsonschema's rfc3987-syntax for ``iri``
+    formats: seconds) would be paid by each start.  The declared dependencies leave it out."""
+    slow = ("rfc3987_syntax", "lark")
+    code = (
+        "import sys, mockserver.cli, mockserver.server.app, mockserver.contract.conformance; "
+        f"print([m for m in {slow!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())["project"]
+    declared = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        declared += extra
+    assert not [d for d in declared if "format-nongpl" in d or "rfc3987-syntax" in d]

@@ -72,7 +72,7 @@ def test_the_conformance_case_count_is_the_suites() -> None:
 
 
 def test_the_readme_is_a_guide_and_links_its_docs() -> None:
-    assert len(TEXT.splitlines()) < 370, "keep the README a user's guide: evidence goes in docs/"
+    assert len(TEXT.splitlines()) < 400, "keep the README a user's guide: evidence goes in docs/"
     for link in re.findall(r"\]\((docs/[^)]+)\)", TEXT):
         assert (README.parent / link).is_file(), link
     assert "make serve" in TEXT and "make test" in TEXT

@@ -15,7 +15,7 @@ from fake_upstream import call, json_call
 
 from mockserver.cassettes import cassette as cas, store
 from mockserver.cassettes.library import CACHE_ENV
-from mockserver.cassettes.matching import differences
+from mockserver.cassettes.near_miss import differences
 from mockserver.config import Settings
 from mockserver.contract import conformance
 from mockserver.server.running import ServerThread

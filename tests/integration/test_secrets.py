@@ -17,6 +17,8 @@ import json
 import logging
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -285,3 +287,65 @@ def test_no_credential_is_written_anywhere(
     for path in files:
         problems += [f"file {path}: {c}" for c in leaks(path.read_text(errors="replace"))]
     assert not problems, "\n".join(problems)
+
+
+REDIS_PASS = "canary-redis-pass-2b7e91"
+
+
+def test_the_shared_state_password_is_never_written(
+    logs: Capture, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--state redis://:PASSWORD@...``: not in the startup line, the health answer, the
+    errors of a Redis that went away, the logs or anything a client gets."""
+    from redis_server import RedisServer
+
+    from mockserver.server.running import startup_text
+
+    redis = RedisServer(tmp_path / "redis", password=REDIS_PASS)
+    (tmp_path / "redis").mkdir()
+    redis.start()
+    settings = Settings(port=0, admin_token=ADMIN, api_keys=(KEY, BEARER), mode="auto")
+    shared = replace(settings, state=redis.url, state_prefix="canary:")
+    seen = Seen()
+    texts = [startup_text(shared, "http://127.0.0.1:1")]
+    server = ServerThread(shared).start()
+    try:
+        exercise(seen, server.base_url, "shared")
+        redis.stop()  # gone: degraded health, 503 admin answers, warnings in the log
+        exercise(seen, server.base_url, "shared, redis gone")
+        request(
+            seen,
+            server.base_url,
+            "health down",
+            "GET",
+            f"{p.ADMIN_PREFIX}/health",
+            None,
+            {p.H_ADMIN_TOKEN: ADMIN},
+        )
+    finally:
+        server.stop()
+        redis.stop()
+    degraded = [t for label, s, t in seen.responses if label == "health down"]
+    assert degraded and '"degraded"' in degraded[0] and "redis://***@127.0.0.1" in degraded[0]
+    assert any(s == 503 for label, s, _ in seen.responses if "redis gone" in label)
+    bad_url = subprocess.run(  # a Redis that does not answer at startup: exit 2, masked
+        [
+            sys.executable,
+            "-m",
+            "mockserver",
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            f"redis://user:{REDIS_PASS}@127.0.0.1:1/0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad_url.returncode == 2 and "redis://***@127.0.0.1:1/0" in bad_url.stderr
+    texts += [bad_url.stdout, bad_url.stderr, capsys.readouterr().out]
+    texts += [t for _, _, t in seen.responses] + logs.lines
+    assert "redis://***@127.0.0.1" in texts[0]
+    leaked = [t[:300] for t in texts if REDIS_PASS in t]
+    assert not leaked, leaked

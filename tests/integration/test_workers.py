@@ -90,6 +90,11 @@ def test_two_processes_share_the_port_and_stop_together(
         rid = _request_id(url)
         prefixes.add(rid[:-8])  # the per-process prefix, without the 8-digit counter
     assert len(prefixes) == 2, f"one process answered everything: {prefixes}"
+    with urllib.request.urlopen(url + p.ADMIN_PREFIX + "/health", timeout=30) as resp:
+        state = json.loads(resp.read())["state"]
+    store = Path(state["where"])  # the shared state: made for this run in a private directory
+    assert state["kind"] == "sqlite" and store.is_file()
+    assert (store.parent.stat().st_mode & 0o077) == 0  # (only this user may read it)
     kids = _children(proc.pid)
     assert kids, "the worker process is not a child of the server"
     proc.send_signal(signal.SIGTERM)
@@ -98,3 +103,4 @@ def test_two_processes_share_the_port_and_stop_together(
     while any(_alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(k) for k in kids), "a worker outlived SIGTERM to the server"
+    assert not store.parent.exists(), "the shared state's directory outlived the server"

@@ -17,6 +17,7 @@ ROOMS = (
     "wire",
     "contract",
     "profile",
+    "shared",
     "config",
     "accounting",
     "cassettes",

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from ...config import LOOPBACK_NAMES, Settings, loopback_bind, wildcard_bind
+from ...shared.seam import StoreDown
 from ...wire import protocol as p
 from ...wire.errors import ApiError, error_body
 from ...wire.sse import dumps
@@ -54,7 +55,16 @@ async def answer(request: web.Request, call: AdminCall, *, data: bool = True) ->
     headers = {p.H_REQUEST_ID: rid, "cache-control": "no-store"}
     try:
         check_access(state, request, data=data)
-        result = await call(state, request)
+        try:
+            result = await call(state, request)
+        except StoreDown as exc:
+            raise ApiError(
+                503,
+                p.API_ERROR,
+                f"admin API: the shared state is unavailable ({exc}); the API requests are "
+                "answered meanwhile from each process's own state, and this answers again once "
+                "the store does",
+            ) from None
     except ApiError as exc:
         body = error_body(state.profile.dialect, exc.error_type, exc.message, rid)
         return admin_json(exc.status, body, {**headers, **exc.headers})

@@ -18,6 +18,7 @@ from ...wire import protocol as p
 from ...wire.errors import ApiError, ConfigError, error_body
 from ...wire.faults import FaultSpecError
 from ..fault_rules import FaultRule
+from ..journal import Wanted
 from ..parse import parse_json, read_body
 from ..state import STATE, State
 from .access import AdminCall, admin_json, answer
@@ -54,12 +55,15 @@ def _query_int(request: web.Request, name: str, lo: int = 0) -> int | None:
 
 @_route("health", "GET")
 async def health(state: State, request: web.Request) -> Any:
+    """``status`` ``ok``, or ``degraded`` while the shared state is unavailable (requests are
+    answered meanwhile); ``state`` says where it is kept and why it is degraded."""
+    shared = await state.ops.health()
     return {
-        "status": "ok",
+        "status": "ok" if shared["state"].get("ok", True) else "degraded",
         "mode": state.settings.mode,
         "profile": state.profile.name,
         "uptime": round(time.time() - state.started_at, 3),
-        "requests": state.served,
+        **shared,
     }
 
 
@@ -68,12 +72,14 @@ async def journal(state: State, request: web.Request) -> Any:
     """Exchanges in arrival order; filters ``path``, ``source``, ``status``, ``model``,
     ``since_id`` (ids greater than it), ``limit`` (the first N that match)."""
     q = request.query
-    found = state.journal.filter(
-        path=q.get("path") or None,
-        source=q.get("source") or None,
-        status=_query_int(request, "status"),
-        model=q.get("model") or None,
-        since_id=_query_int(request, "since_id"),
+    found = await state.ops.exchanges(
+        Wanted(
+            path=q.get("path") or None,
+            source=q.get("source") or None,
+            status=_query_int(request, "status"),
+            model=q.get("model") or None,
+            since_id=_query_int(request, "since_id"),
+        )
     )
     limit = _query_int(request, "limit", lo=1)
     if limit is not None:
@@ -83,12 +89,12 @@ async def journal(state: State, request: web.Request) -> Any:
 
 @_route("journal", "DELETE")
 async def journal_clear(state: State, request: web.Request) -> Any:
-    return {"deleted": state.journal.clear()}
+    return {"deleted": await state.ops.clear_journal()}
 
 
 @_route("faults", "GET")
 async def faults_list(state: State, request: web.Request) -> Any:
-    return {"rules": [rule.to_json() for rule in state.faults.rules()]}
+    return {"rules": await state.ops.fault_rules()}
 
 
 @_route("faults", "POST")
@@ -104,12 +110,12 @@ async def faults_add(state: State, request: web.Request) -> Any:
         rules = [FaultRule.from_json(item, origin="api") for item in items]
     except FaultSpecError as exc:
         raise ApiError.invalid(str(exc)) from None
-    return {"rules": [state.faults.add(rule).to_json() for rule in rules]}
+    return {"rules": await state.ops.add_fault_rules(rules)}
 
 
 @_route("faults", "DELETE")
 async def faults_clear(state: State, request: web.Request) -> Any:
-    return {"deleted": state.faults.clear()}
+    return {"deleted": await state.ops.clear_fault_rules()}
 
 
 ROUTES["rules"] = {"GET": rules_list, "POST": rules_add, "DELETE": rules_clear}
@@ -117,26 +123,24 @@ ROUTES["rules"] = {"GET": rules_list, "POST": rules_add, "DELETE": rules_clear}
 
 @_route("cache", "DELETE")
 async def cache_clear(state: State, request: web.Request) -> Any:
-    return {"deleted": state.reset_cache()}
+    return {"deleted": await state.ops.reset_cache()}
 
 
 @_route("usage", "GET")
 async def usage(state: State, request: web.Request) -> Any:
-    return state.usage.snapshot()
+    return await state.ops.usage()
 
 
 @_route("usage", "DELETE")
 async def usage_clear(state: State, request: web.Request) -> Any:
     """Reset the totals; answers with the totals that were cleared."""
-    snapshot = state.usage.snapshot()
-    state.usage.reset()
-    return snapshot
+    return await state.ops.reset_usage()
 
 
 @_route("reload", "POST")
 async def reload(state: State, request: web.Request) -> Any:
     try:
-        counts = state.reload()
+        counts = await state.ops.reload()
     except ConfigError as exc:
         raise ApiError.invalid(f"reload failed, previous configuration kept: {exc}") from None
     return {"reloaded": dict(counts)}

@@ -29,7 +29,7 @@ from ...cassettes import cassette as cas
 from ...wire import protocol as p
 from ...wire.errors import ApiError
 from ...wire.sse import dumps
-from ..journal import Exchange
+from ..journal import Exchange, Wanted
 from ..state import State
 from .access import AdminCall, answer
 
@@ -227,10 +227,10 @@ def exchange_cassette(ex: Exchange) -> str:
 # --- admin routes -------------------------------------------------------------------------------
 
 
-def _find(state: State, request: web.Request) -> Exchange:
+async def _find(state: State, request: web.Request) -> Exchange:
     raw = request.match_info["id"]
     wanted = int(raw)
-    for ex in state.journal.filter(since_id=wanted - 1):
+    for ex in await state.ops.exchanges(Wanted(since_id=wanted - 1)):
         if ex.id == wanted:
             return ex
         break
@@ -241,21 +241,17 @@ async def exchanges(state: State, request: web.Request) -> Any:
     raw = request.query.get("since_id") or "0"
     if not raw.isdigit():
         raise ApiError.invalid(f"since_id: Input should be a valid integer, got {raw!r}")
-    everything = state.journal.all()
-    since = int(raw)
-    return {
-        "exchanges": [summary(ex) for ex in everything if ex.id > since],
-        "oldest_id": everything[0].id if everything else None,
-        "count": len(everything),
-    }
+    found = await state.ops.exchanges(Wanted(since_id=int(raw)))
+    oldest, count = await state.ops.journal_span()
+    return {"exchanges": [summary(ex) for ex in found], "oldest_id": oldest, "count": count}
 
 
 async def exchange(state: State, request: web.Request) -> Any:
-    return _find(state, request).to_json()
+    return (await _find(state, request)).to_json()
 
 
 async def interaction(state: State, request: web.Request) -> Any:
-    ex = _find(state, request)
+    ex = await _find(state, request)
     text = exchange_cassette(ex)
     disposition = f'attachment; filename="exchange-{ex.id}.yaml"'
     return web.Response(

@@ -16,13 +16,7 @@ from ..state import State
 
 
 async def rules_list(state: State, request: web.Request) -> Any:
-    answered = state.rules.state()
-    return {
-        "rules": [
-            {**rule.to_json(), "answered": answered.get(rule.name, 0)}
-            for rule in state.rules.rules()
-        ]
-    }
+    return {"rules": await state.ops.rules()}
 
 
 async def rules_add(state: State, request: web.Request) -> Any:
@@ -38,18 +32,18 @@ async def rules_add(state: State, request: web.Request) -> Any:
         )
     try:
         rules = [parse_rule(item, "rules", API) for item in items]
-        state.rules.add(rules)
+        await state.ops.add_rules(rules)
     except RuleError as exc:
         raise ApiError.invalid(str(exc)) from None
     return {"rules": [rule.to_json() for rule in rules]}
 
 
 async def rules_clear(state: State, request: web.Request) -> Any:
-    return {"deleted": state.rules.clear()}
+    return {"deleted": await state.ops.clear_rules()}
 
 
 async def rule_delete(state: State, request: web.Request) -> Any:
     name = request.match_info["rule"]
-    if not state.rules.remove(name):
+    if not await state.ops.remove_rule(name):
         raise ApiError.not_found(f"no rule named {name!r}")
     return {"deleted": 1}

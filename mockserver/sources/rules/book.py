@@ -17,11 +17,14 @@ from typing import Any
 
 import yaml
 
+from ...shared.counters import Counters
 from .conditions import Facts, Verdict, judge
 from .spec import ReplySpec, Rule, RuleError, parse_rules
 
 #: the origins of rules that are not files
 API, PYTEST = "api", "pytest"
+#: the counter kind of how often each rule answered, in a shared store
+ANSWERED = "rule-answers"
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,38 @@ def load_file(path: Path) -> list[Rule]:
 
 
 class RuleBook:
-    """The rules of one server and how often each has answered; thread-safe."""
+    """The rules of one server and how often each has answered; thread-safe.
 
-    def __init__(self, files: Iterable[Path] = ()) -> None:
+    With ``counters`` (processes sharing state) the rules are the shared store's (``replace``
+    installs them), how often each answered is the store's count: ``apick``, not ``pick``."""
+
+    def __init__(self, files: Iterable[Path] = (), counters: Counters | None = None) -> None:
         self.files = tuple(files)
         self._rules: list[Rule] = []
         self._answered: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.counters = counters
         if self.files:
             self.load_files()
+
+    def read_files(self) -> list[Rule]:
+        """The files' rules, read now (``RuleError`` when one is bad or a name repeats)."""
+        loaded: list[Rule] = []
+        seen: dict[str, str] = {}
+        for path in rule_files(self.files):
+            for rule in load_file(path):
+                if rule.name in seen:
+                    raise RuleError(
+                        str(path), rule.name, "name", f"already used in {seen[rule.name]}"
+                    )
+                seen[rule.name] = str(path)
+                loaded.append(rule)
+        return loaded
+
+    def replace(self, rules: list[Rule]) -> None:
+        """Install ``rules`` as the whole list."""
+        with self._lock:
+            self._rules = list(rules)
 
     # --- the rules -------------------------------------------------------------------------
 
@@ -81,16 +107,7 @@ class RuleBook:
 
     def load_files(self) -> int:
         """(Re-)read the rule files; the other rules stay.  All of them or none."""
-        loaded: list[Rule] = []
-        seen: dict[str, str] = {}
-        for path in rule_files(self.files):
-            for rule in load_file(path):
-                if rule.name in seen:
-                    raise RuleError(
-                        str(path), rule.name, "name", f"already used in {seen[rule.name]}"
-                    )
-                seen[rule.name] = str(path)
-                loaded.append(rule)
+        loaded = self.read_files()
         with self._lock:
             others = [r for r in self._rules if r.origin in (API, PYTEST)]
             self._check_names(loaded, others)
@@ -150,6 +167,24 @@ class RuleBook:
                     self._answered[rule.name] = answered + 1
                     reply = rule.replies[min(answered, len(rule.replies) - 1)]
                     return Pick(rule, reply, verdict)
+        return None
+
+    async def apick(self, facts: Facts) -> Pick | None:
+        """``pick`` with the answers counted by ``self.counters`` (shared by processes): a
+        rule with ``times`` answers exactly that often across processes."""
+        counters = self.counters
+        assert counters is not None
+        for rule in self.rules():
+            verdict = judge(rule.when, facts)
+            if not verdict.ok:
+                continue
+            if rule.times is None and len(rule.replies) == 1:
+                counters.later(ANSWERED, rule.name)
+                return Pick(rule, rule.replies[0], verdict)
+            n = await counters.incr(ANSWERED, rule.name)
+            if rule.times is not None and n > rule.times:
+                continue
+            return Pick(rule, rule.replies[min(n - 1, len(rule.replies) - 1)], verdict)
         return None
 
     def closest(self, facts: Facts, n: int = 3) -> list[tuple[Rule, str]]:

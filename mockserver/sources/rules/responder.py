@@ -35,7 +35,7 @@ class Rules:
         if not len(book):  # (the usual server has none: nothing to read)
             return None
         facts = Facts.of(req.body)
-        pick = book.pick(facts)
+        pick = book.pick(facts) if book.counters is None else await book.apick(facts)
         if pick is None:
             return None
         rule, spec = pick.rule, pick.reply
@@ -52,7 +52,7 @@ class Rules:
             return reply.with_(source="rule", extras=_notes(rule.name, []))
         message = render.message(spec, rule, facts, pick.verdict, self.host, full.max_tokens)
         broken = [v.to_dict() for v in check_reply_for(facts.body, message)]
-        reply = finish(self.host, full, message, "rule")
+        reply = await finish(self.host, full, message, "rule")
         return reply.with_(extras=_notes(rule.name, broken))
 
     def near(self, req: ApiRequest) -> list[str]:

@@ -15,12 +15,11 @@ from mockserver.cassettes.matching import (
     Hit,
     Index,
     canonical_body,
-    differences,
     drop_path,
     parse_path,
-    rank_near_misses,
     request_key,
 )
+from mockserver.cassettes.near_miss import differences, rank_near_misses
 
 BASE: dict[str, Any] = {
     "model": "deepseek-v3-anthropic",
