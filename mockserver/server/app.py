@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -20,7 +19,7 @@ from ..wire import protocol as p
 from ..wire.errors import ApiError, error_body
 from ..wire.faults import FaultPlan, FaultSpecError
 from ..wire.reply import Disconnected, Reply
-from ..wire.request import ApiRequest
+from ..wire.request import NO_EXTRAS, ApiRequest
 from ..wire.sse import dumps
 from ..wire.unicode import printable_headers
 from ..wire.written import WrittenStream
@@ -94,7 +93,7 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
                 len(raw),
                 request_id,
                 time.time(),
-                {"query_params": dict(request.query)} if query else _NO_EXTRAS,
+                {"query_params": dict(request.query)} if query else NO_EXTRAS,
                 raw,
                 checked,
             )
@@ -123,13 +122,7 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
                 unread = ApiRequest(method, path, query, headers, body, 0, request_id, time.time())
                 ex = _arrived(state, unread, read=False)
         if path == p.PATH_MESSAGES:
-            out_headers = {
-                p.H_REQUEST_ID: request_id,
-                p.H_SOURCE: reply.source,
-                **ratelimit_headers(state),
-                p.H_COST: _charge(state, ex, reply),
-                **reply.headers,
-            }
+            out_headers = reply_headers(state, reply, request_id, _charge(state, ex, reply))
         else:
             out_headers = {p.H_REQUEST_ID: request_id, p.H_SOURCE: reply.source, **reply.headers}
         _finish_exchange(ex, reply, t0)
@@ -156,25 +149,25 @@ async def handle_api(state: State, request: web.Request) -> web.StreamResponse:
         state.in_flight -= 1
 
 
-#: ``ApiRequest.extras`` of a request without a query string
-_NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
-
-
 def _arrived(state: State, req: ApiRequest, *, read: bool = True) -> Exchange:
     """The journal entry of ``req`` as it arrives (its reply is filled in later); ``read``
     False: its body could not be read, and its key is not labelled."""
-    return state.journal.open(
-        time=req.received_at,
-        method=req.method,
-        path=req.path,
-        query=req.query,
-        headers=req.headers,
-        body=req.body,
-        request_id=req.request_id,
+    body = req.body
+    if read and isinstance(body, dict):
+        model = body.get("model")
+        return state.journal.arrived(
+            req,
+            model=model if isinstance(model, str) else None,
+            stream=body.get("stream") is True,
+            api_key=key_label(req.api_key),
+            raw=req.raw,
+        )
+    return state.journal.arrived(
+        req,
         model=req.model,
         stream=req.stream,
         api_key=key_label(req.api_key) if read else "none",
-        raw=req.raw if read and req.body is not None else None,
+        raw=req.raw if read and body is not None else None,
     )
 
 
@@ -209,6 +202,38 @@ def _charge(state: State, ex: Exchange, reply: Reply) -> str:
         return "0"
     ex.cost_usd = state.usage.record(usage, ex.model, ex.api_key)
     return ex.cost_usd
+
+
+#: the headers of a replayed reply, made once a second: ``id(reply) -> (reply, second, cost,
+#: headers)`` (a replay serves the same ``Reply`` object again and again)
+_REPLY_HEADERS: dict[int, tuple[Reply, int, str, dict[str, str]]] = {}
+_REPLY_HEADERS_MAX = 4096
+
+
+def reply_headers(state: State, reply: Reply, request_id: str, cost: str) -> dict[str, str]:
+    """A ``/v1/messages`` reply's headers: request id, source, the rate-limit headers, its
+    cost, then the reply's own (a dict the caller may change)."""
+    replayed = "replayed" in reply.extras
+    if replayed:
+        known = _REPLY_HEADERS.get(id(reply))
+        second = int(time.time())
+        if known is not None and known[0] is reply and known[1] == second and known[2] == cost:
+            out = known[3].copy()
+            if p.H_REQUEST_ID not in reply.headers:  # a recorded request-id stays
+                out[p.H_REQUEST_ID] = request_id
+            return out
+    out = {
+        p.H_REQUEST_ID: request_id,
+        p.H_SOURCE: reply.source,
+        **ratelimit_headers(state),
+        p.H_COST: cost,
+        **reply.headers,
+    }
+    if replayed:
+        if len(_REPLY_HEADERS) >= _REPLY_HEADERS_MAX:
+            _REPLY_HEADERS.clear()
+        _REPLY_HEADERS[id(reply)] = (reply, second, cost, out.copy())
+    return out
 
 
 def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:

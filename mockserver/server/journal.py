@@ -13,6 +13,7 @@ from typing import Any
 
 from ..shared.seam import JOURNAL_MAX_BYTES, JOURNAL_MAX_ENTRIES
 from ..wire import protocol as p
+from ..wire.request import ApiRequest
 from ..wire.written import WrittenStream
 
 
@@ -28,8 +29,9 @@ def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` (lower-case names, as ``ApiRequest`` has them) with every secret
     value replaced by ``***``."""
     out = dict(headers)
-    for name in p.SECRET_HEADERS.intersection(out):
-        out[name] = "***"
+    for name in p.SECRET_HEADERS:
+        if name in out:
+            out[name] = "***"
     return out
 
 
@@ -144,22 +146,42 @@ class Journal:
     ) -> Exchange:
         """Log a request as it arrives (its reply is filled in later); ``headers`` with
         lower-case names."""
-        masked = mask_headers(headers)
+        return self.arrived(
+            ApiRequest(method, path, query, headers, body, 0, request_id, time),
+            model=model,
+            stream=stream,
+            api_key=api_key,
+            raw=raw,
+        )
+
+    def arrived(
+        self,
+        req: ApiRequest,
+        *,
+        model: str | None,
+        stream: bool,
+        api_key: str,
+        raw: bytes | None,
+    ) -> Exchange:
+        """Log ``req`` as it arrives (its reply is filled in later)."""
+        ex = Exchange(
+            next(self._ids),
+            req.received_at,
+            req.method,
+            req.path,
+            req.query,
+            mask_headers(req.headers),
+            req.body,
+            req.request_id,
+            0,
+            "error",
+            None,
+            model,
+            stream,
+            api_key,
+            raw=raw,
+        )
         with self._lock:
-            ex = Exchange(
-                next(self._ids),
-                time,
-                method,
-                path,
-                query,
-                masked,
-                body,
-                request_id,
-                model=model,
-                stream=stream,
-                api_key=api_key,
-                raw=raw,
-            )
             self._keep(ex)
         return ex
 

@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import protocol as p
 
+#: ``ApiRequest.extras`` of a request that has none (read-only: one object serves them all)
+NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
 
-@dataclass(frozen=True, slots=True)
-class ApiRequest:
+
+class ApiRequest(NamedTuple):
+    """Immutable (a named tuple: made on every request, so made cheaply)."""
+
     method: str
     path: str
     query: str
@@ -20,7 +25,7 @@ class ApiRequest:
     raw_size: int = 0
     request_id: str = ""
     received_at: float = 0.0
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, Any] = NO_EXTRAS
     #: the body's exact bytes (``b""`` when not known)
     raw: bytes = b""
     #: the checks these exact bytes passed before (``memo.CheckedBodies``), if they did

@@ -55,4 +55,7 @@ def printable(text: str) -> str:
 
 def printable_headers(headers: Any) -> dict[str, str]:
     """Header ``(name, value)`` items as a dict with lower-case names and printable values."""
-    return {k.lower(): v if v.isascii() else printable(v) for k, v in headers.items()}
+    out = {k.lower(): v for k, v in headers.items()}
+    if not all(map(str.isascii, out.values())):  # (rare: one pass in C decides)
+        out = {k: v if v.isascii() else printable(v) for k, v in out.items()}
+    return out

@@ -289,6 +289,10 @@ def test_serve_with_no_flags_replays_the_shipped_examples() -> None:
         status, headers, body = json_call(thread.base_url, text)
         assert status == 200 and headers["x-mockserver-source"] == "replay"
         assert body["content"][0]["text"] == "Hello! It's nice to meet you."
+        for _ in range(3):  # the recorded request-id, every time (replies' headers are cached)
+            status, again, _ = json_call(thread.base_url, text)
+            assert again["request-id"] == headers["request-id"] == "req_01ExampleText0000001"
+            assert again["x-mockserver-cost-usd"] == headers["x-mockserver-cost-usd"]
         status, headers, _ = json_call(thread.base_url, {**text, "max_tokens": 255})
         assert status == 200 and headers["x-mockserver-source"] == "synth"  # auto: miss -> synth
         client = anthropic.Anthropic(base_url=thread.base_url, api_key="k", max_retries=0)
