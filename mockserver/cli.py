@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import DEFAULT_UPSTREAM, MODES, UPSTREAM_KEY_ENV, Settings
+from .config import DEFAULT_UPSTREAM, LOOPS, MODES, UPSTREAM_KEY_ENV, Settings
 from .profile import DEFAULT_PROFILE, load_profile
 from .wire.errors import ConfigError
 
@@ -134,6 +134,13 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=60.0,
         help="seconds a client gets to send its request headers, and again its body (default 60)",
     )
+    sp.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=None,
+        help="event loop: uvloop (the default where it is installed: it is a dependency on "
+        "Linux and macOS; faster) or asyncio (the standard library's)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -159,6 +166,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         state=args.state,
         state_prefix=args.state_prefix,
         read_timeout=args.read_timeout,
+        loop=args.loop,
     )
 
 

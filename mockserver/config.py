@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from .profile import Profile, load_profile
 from .shared.opening import check_url
@@ -39,6 +41,31 @@ def loopback_bind(host: str) -> bool:
 def wildcard_bind(host: str) -> bool:
     """Whether binding ``host`` serves every interface (``0.0.0.0``, ``::``)."""
     return host.strip().strip("[]") in ("0.0.0.0", "::", "")
+
+
+#: the event loops a server can run on (``--loop``)
+LOOPS: Final = ("asyncio", "uvloop")
+
+
+@functools.cache
+def uvloop_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def resolve_loop(name: str | None) -> str:
+    """The loop ``name`` asks for (``None``: uvloop when installed, else asyncio), checked."""
+    if name is None:
+        return "uvloop" if uvloop_installed() else "asyncio"
+    if name not in LOOPS:
+        raise ConfigError(f"--loop must be one of {', '.join(LOOPS)}, got {name!r}")
+    if name == "uvloop" and not uvloop_installed():
+        raise ConfigError(
+            "--loop uvloop: uvloop is not installed here (pip install uvloop; it does not "
+            "build on Windows). Use --loop asyncio"
+        )
+    return name
 
 
 def default_cassettes_dir() -> Path:
@@ -83,8 +110,11 @@ class Settings:
     #: previous reply, so also how long an idle keep-alive connection stays open) and,
     #: separately, its body; a trickling (slowloris) client is cut off after it
     read_timeout: float = 60.0
+    #: the event loop (``--loop``): ``None`` picks uvloop when it is installed, else asyncio
+    loop: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loop", resolve_loop(self.loop))
         if self.mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not 0 <= self.port <= 65535:

@@ -34,6 +34,7 @@ from ..wire.errors import ConfigError
 from . import redaction
 from .app import create_app, front_handler
 from .collector import CycleCollector
+from .loops import loop_factory, run as run_on_loop
 from .state import STATE, State
 
 log = logging.getLogger("mockserver.server")
@@ -104,7 +105,8 @@ def startup_text(settings: Settings, url: str) -> str:
             "//[::]:", "//[::1]:", 1
         )
     lines = [
-        f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on {url}{many}",
+        f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on {url}{many}"
+        f", {settings.loop} event loop",
         f"  export ANTHROPIC_BASE_URL={local}",
     ]
     if settings.state is not None and settings.state.startswith("sqlite://"):
@@ -184,7 +186,7 @@ def run(settings: Settings) -> int:
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main())
+            run_on_loop(main(), settings.loop)
     finally:
         _stop_workers(workers)
         if private is not None:
@@ -243,7 +245,7 @@ def _worker_main(settings: Settings, parent: int) -> None:
             await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        run_on_loop(main(), settings.loop)
 
 
 async def _watch_workers(workers: list[BaseProcess]) -> None:
@@ -275,7 +277,7 @@ class ServerThread:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.loop = asyncio.new_event_loop()
+        self.loop = loop_factory(settings.loop)()
         self.base_url = ""
         self.state: State | None = None
         self._runner: web.AppRunner | None = None

@@ -23,6 +23,7 @@ class ServerProcess:
     proc: subprocess.Popen[str]
     url: str
     log: Path
+    banner: str = ""  # the line that gave the URL
 
     @property
     def pid(self) -> int:
@@ -69,7 +70,7 @@ def start(
                 line = proc.stdout.readline()
                 m = _URL.search(line)
                 if m:
-                    return ServerProcess(proc, m.group(0), log)
+                    return ServerProcess(proc, m.group(0), log, line)
                 if not line:
                     break
     finally:
