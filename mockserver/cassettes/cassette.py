@@ -265,15 +265,18 @@ def interaction_to_dict(inter: Interaction) -> dict[str, Any]:
     return out
 
 
-def interaction_from_dict(d: Mapping[str, Any]) -> Interaction:
-    r = d["request"]
-    req = RecordedRequest(
+def request_from_dict(r: Mapping[str, Any]) -> RecordedRequest:
+    return RecordedRequest(
         method=str(r["method"]),
         path=str(r["path"]),
         headers={str(k).lower(): _header_value(v) for k, v in (r.get("headers") or {}).items()},
         body=r.get("body"),
         query=r["query"] if isinstance(r.get("query"), str) else "",
     )
+
+
+def interaction_from_dict(d: Mapping[str, Any]) -> Interaction:
+    req = request_from_dict(d["request"])
     error = d.get("error")
     if isinstance(error, dict):
         error = str(error.get("type") or error)

@@ -11,28 +11,28 @@ a warm start of 10,000 interactions loads in a fraction of a second.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from ..wire import protocol as p, sse
+from ..wire import protocol as p
 from ..wire.errors import CassetteError, ConfigError
 from . import cassette as cas
+from .lazy import LazyInteractions
 from .matching import Exhausted, Hit, Index
 from .near_miss import NearMiss, rank_near_misses
+from .parse_cache import CACHE_ENV as CACHE_ENV, ParseCache, as_wire_text
 
 log = logging.getLogger("mockserver.library")
 
+#: a cassette file this small is loaded when the server starts, not in a thread
+INLINE_BYTES: Final = 256 * 1024
+
 #: request header naming the cassette a request is replayed from / recorded into
 H_CASSETTE: Final = p.H_CASSETTE
-CACHE_ENV: Final = "MOCKSERVER_CACHE_DIR"
-CACHE_MIN_BYTES: Final = 1 << 20
-_CACHE_FORMAT: Final = 2  # 2: event data and JSON bodies stored as their wire text
 
 
 def cassette_name(value: str) -> str:
@@ -47,59 +47,7 @@ def cassette_name(value: str) -> str:
     return "/".join(parts)
 
 
-# --- a parse cache ------------------------------------------------------------------------------
-
-
-def _cache_dir() -> Path | None:
-    env = os.environ.get(CACHE_ENV)
-    if env is not None:
-        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mockserver" / "cassettes"
-
-
-class ParseCache:
-    """The parsed (and schema-checked) data of a library's files as one JSON file, each
-    entry stamped with the file's size and mtime.  Only for libraries of at least
-    ``CACHE_MIN_BYTES``: small ones parse fast enough and leave nothing behind."""
-
-    def __init__(self, directory: Path, total_bytes: int) -> None:
-        base = _cache_dir() if total_bytes >= CACHE_MIN_BYTES else None
-        key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:32]
-        self.file = base / f"{key}.json" if base is not None else None
-        self.old: dict[str, Any] = {}
-        self.new: dict[str, Any] = {}
-        if self.file is not None:
-            try:
-                loaded = json.loads(self.file.read_bytes())
-                if loaded.get("format") == _CACHE_FORMAT:
-                    self.old = loaded["files"]
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                self.old = {}
-
-    def get(self, name: str, stamp: list[int]) -> Any:
-        entry = self.old.get(name)
-        if isinstance(entry, dict) and entry.get("stamp") == stamp:
-            self.new[name] = entry
-            return entry["data"]
-        return None
-
-    def put(self, name: str, stamp: list[int], data: Any) -> None:
-        self.new[name] = {"stamp": stamp, "data": data}
-
-    def save(self) -> None:
-        if self.file is None or (
-            self.new.keys() == self.old.keys() and all(self.new[k] is self.old[k] for k in self.new)
-        ):
-            return
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-            doc = {"format": _CACHE_FORMAT, "files": self.new}
-            tmp.write_text(json.dumps(doc, default=str, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, self.file)
-        except OSError as exc:
-            log.debug("cassette parse cache not written: %s", exc)
+# --- reading a file ------------------------------------------------------------------------------
 
 
 def _parse_checked(path: Path) -> Any:
@@ -113,36 +61,6 @@ def _parse_checked(path: Path) -> Any:
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise CassetteError(f"{path}: not a valid cassette: {'; '.join(errors[:3])}{more}")
     return data
-
-
-def as_wire_text(data: Any) -> Any:
-    """Checked cassette data with each event's ``data`` and each JSON ``body`` replaced by the
-    text they are sent as (``body_text``): what ``cassette_from_dict`` would serialize on every
-    load, done once (and kept so in the parse cache, which then loads a few big strings
-    instead of many small objects).  ``cassette_from_dict`` gives the same cassette for both."""
-    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-        return data
-    out = dict(data)
-    out["interactions"] = [_interaction_text(i) for i in data["interactions"]]
-    return out
-
-
-def _interaction_text(inter: Any) -> Any:
-    resp = inter.get("response") if isinstance(inter, dict) else None
-    if not isinstance(resp, dict):
-        return inter
-    resp = dict(resp)
-    events = resp.get("events")
-    if isinstance(events, list):
-        resp["events"] = [
-            {**e, "data": sse.dumps(e["data"])}
-            if isinstance(e, dict) and "data" in e and not isinstance(e["data"], str)
-            else e
-            for e in events
-        ]
-    elif "body" in resp and "body_text" not in resp and "body_b64" not in resp:
-        resp["body_text"] = sse.dumps(resp.pop("body"))
-    return {**inter, "response": resp}
 
 
 # --- the library ------------------------------------------------------------------------------
@@ -193,25 +111,62 @@ class Library:
                 name = self.name_of(path)
                 stamp = [st.st_size, st.st_mtime_ns]
                 try:
-                    data = cache.get(name, stamp)
-                    if data is None:
-                        data = as_wire_text(_parse_checked(path))
-                        cache.put(name, stamp, data)
-                    c = cas.cassette_from_dict(data, path)
+                    self._read(cache, path, name, stamp)
                 except (CassetteError, KeyError, TypeError, ValueError, AttributeError) as exc:
                     self.broken[name] = str(exc)
                     log.error("cassette skipped: %s: %s", path, exc)
                     continue
-                self._add_cassette(name, c)
             cache.save()
             self._loaded = True
             log.info("cassette library %s: %d interactions", self.directory, len(self.index))
 
-    def _add_cassette(self, name: str, c: cas.Cassette) -> int:
+    def _read(self, cache: ParseCache, path: Path, name: str, stamp: list[int]) -> None:
+        """Cassette file ``path``, from the parse cache when its entry is current (its
+        interactions still text), else parsed, checked and put in the cache; indexed."""
+        entry = cache.get(name, stamp)
+        if entry is None:
+            data = as_wire_text(_parse_checked(path))
+            c = cas.cassette_from_dict(data, path)  # every interaction made: checked now
+            texts = [
+                json.dumps(i, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+                for i in data.get("interactions") or []
+            ]
+            head = {k: v for k, v in data.items() if k != "interactions"}
+            signature = self.index.signature(c.ignore)
+            keys = [
+                self.index.key_of(i.request.method, i.request.path, i.request.body, c.ignore)
+                for i in c.interactions
+            ]
+            entry = {"data": head, "texts": texts, "keys": {signature: keys}}
+            cache.put(name, stamp, entry)
+            # kept as text like a warm start's: a big library's millions of small objects
+            # would make every later garbage collection slow
+            c.interactions = LazyInteractions(texts)
+        else:
+            c = cas.cassette_from_dict(entry["data"], path)
+            c.interactions = LazyInteractions(entry["texts"])
+        idx = self._add(name, c)
+        signature = self.index.signature(c.ignore)
+        keys = entry["keys"].get(signature)
+        if not isinstance(keys, list) or len(keys) != len(c.interactions):
+            lazy = c.interactions
+            keys = [
+                self.index.key_of(req.method, req.path, req.body, c.ignore)
+                for req in (lazy.request_at(pos) for pos in range(len(lazy)))
+            ]
+            cache.put(name, stamp, {**entry, "keys": {**entry["keys"], signature: keys}})
+        for pos, key in enumerate(keys):
+            self.index.add_key((idx, pos), key, c.ignore)
+
+    def _add(self, name: str, c: cas.Cassette) -> int:
         idx = len(self.cassettes)
         self.cassettes.append(c)
         self.names.append(name)
         self._by_name[name] = idx
+        return idx
+
+    def _add_cassette(self, name: str, c: cas.Cassette) -> int:
+        idx = self._add(name, c)
         for pos, inter in enumerate(c.interactions):
             self._index_one(idx, pos, inter)
         return idx
@@ -221,9 +176,18 @@ class Library:
         self.index.add((idx, pos), req.method, req.path, req.body, self.cassettes[idx].ignore)
 
     def start(self) -> None:
-        """Begin loading in a worker thread (call from the event loop)."""
-        if not self._loaded and self._task is None:
-            self._task = asyncio.ensure_future(asyncio.to_thread(self.load))
+        """Begin loading in a worker thread (call from the event loop); one small cassette
+        file (a pytest test's) is read at once: faster than the hop to a thread."""
+        if self._loaded or self._task is not None:
+            return
+        try:
+            small = self.directory.is_file() and self.directory.stat().st_size < INLINE_BYTES
+        except OSError:
+            small = False
+        if small:
+            self.load()
+            return
+        self._task = asyncio.ensure_future(asyncio.to_thread(self.load))
 
     def stop(self) -> None:
         """Stop waiting for a load still running (the server is going away)."""
@@ -350,8 +314,13 @@ class Library:
                     continue
                 if c.ignore not in views:  # the request as seen under this cassette's ignores
                     views[c.ignore] = self.index.view(method, path, body, c.ignore)
-                for pos, inter in enumerate(c.interactions):
-                    req = inter.request
+                requests = (
+                    c.interactions.request_at
+                    if isinstance(c.interactions, LazyInteractions)
+                    else lambda pos, c=c: c.interactions[pos].request
+                )
+                for pos in range(len(c.interactions)):
+                    req = requests(pos)
                     if req.method == method and req.path == path:
                         recorded = self.index.view(req.method, req.path, req.body, c.ignore)
                         yield self.names[idx], pos, recorded, views[c.ignore]

@@ -259,11 +259,22 @@ class Index:
     def add(
         self, ref: Hashable, method: str, path: str, body: Any, ignore: Sequence[str] = ()
     ) -> str:
-        group = self._group(ignore)
-        key = self._key(group, method, path, canonical_body(body), copy_first=False)
-        group.keys.setdefault(key, []).append(ref)
-        self._size += 1
+        key = self.key_of(method, path, body, ignore)
+        self.add_key(ref, key, ignore)
         return key
+
+    def key_of(self, method: str, path: str, body: Any, ignore: Sequence[str] = ()) -> str:
+        """The key ``add`` would file a request under (with the cassette's ``ignore``)."""
+        return self._key(self._group(ignore), method, path, canonical_body(body), copy_first=False)
+
+    def add_key(self, ref: Hashable, key: str, ignore: Sequence[str] = ()) -> None:
+        """File ``ref`` under a key made earlier by ``key_of`` with the same ignore lists."""
+        self._group(ignore).keys.setdefault(key, []).append(ref)
+        self._size += 1
+
+    def signature(self, ignore: Sequence[str] = ()) -> str:
+        """A name for the ignore lists keys are made with (``--ignore`` and ``ignore``)."""
+        return "\x1f".join(self._group(ignore).ignore)
 
     def view(self, method: str, path: str, body: Any, ignore: Sequence[str] = ()) -> Any:
         """The canonical body as the index compares it (for diffs)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mockserver.cassettes import cassette as cas, library, store
+from mockserver.cassettes import cassette as cas, library, parse_cache, store
 from mockserver.cassettes.library import Library
 from mockserver.cli import main
 from mockserver.wire import sse
@@ -282,7 +282,7 @@ def test_large_libraries_use_the_parse_cache(
 ) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv(library.CACHE_ENV, str(cache))
-    monkeypatch.setattr(library, "CACHE_MIN_BYTES", 1)
+    monkeypatch.setattr(parse_cache, "CACHE_MIN_BYTES", 1)
     lib_dir = tmp_path / "lib"
     store.append(lib_dir / "c.yaml", [json_inter("a")])
     Library(lib_dir).load()
@@ -297,11 +297,79 @@ def test_large_libraries_use_the_parse_cache(
     assert len(warm) == 1 and not warm.broken
     monkeypatch.undo()
     monkeypatch.setenv(library.CACHE_ENV, str(cache))
-    monkeypatch.setattr(library, "CACHE_MIN_BYTES", 1)
+    monkeypatch.setattr(parse_cache, "CACHE_MIN_BYTES", 1)
     store.append(lib_dir / "c.yaml", [json_inter("b")])  # changed: parsed again
     changed = Library(lib_dir)
     changed.load()
     assert len(changed) == 2
+
+
+def _cached_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traffic_dir: Path
+) -> tuple[Path, Library]:
+    monkeypatch.setenv(library.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(parse_cache, "CACHE_MIN_BYTES", 1)
+    lib_dir = tmp_path / "lib"
+    sample = (traffic_dir / "002-llm-sonnet45-text.sse").read_bytes()
+    store.append(lib_dir / "a.yaml", [json_inter("a"), stream_inter(sample, "s"), json_inter("b")])
+    store.append(lib_dir / "sub" / "b.yaml", [json_inter(f"n{i}") for i in range(5)])
+    cold = Library(lib_dir)
+    cold.load()
+    return lib_dir, cold
+
+
+def test_a_warm_library_makes_an_interaction_only_when_a_request_needs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traffic_dir: Path
+) -> None:
+    lib_dir, cold = _cached_library(tmp_path, monkeypatch, traffic_dir)
+    warm = Library(lib_dir)
+    warm.load()
+    assert len(warm) == len(cold) == 8 and not warm.broken
+
+    def made() -> int:
+        return sum(c.interactions.made() for c in warm.cassettes)  # type: ignore[attr-defined]
+
+    assert made() == 0  # a warm start builds no interaction
+    ask = {**BODY, "messages": [{"role": "user", "content": "s"}]}
+    hit = warm.find("POST", "/v1/messages", ask)
+    assert hit is not None and made() == 0  # matching needs the keys only
+    name, pos, inter = warm.interaction(hit.ref)
+    assert (name, pos) == ("a", 1) and made() == 1
+    assert inter is warm.interaction(hit.ref)[2]  # made once, then kept
+    # the same interaction, to the byte, as the cold load made it from the YAML
+    assert cas.interaction_to_dict(inter) == cas.interaction_to_dict(cold.interaction(hit.ref)[2])
+    assert inter.response.wire() == (traffic_dir / "002-llm-sonnet45-text.sse").read_bytes()
+    near = warm.near_misses("POST", "/v1/messages", {**ask, "max_tokens": 11})
+    assert near and near[0].differences and made() == 1  # requests read, not kept
+    assert [i.request.body for i in cold.cassettes[1].interactions] == [
+        i.request.body for i in warm.cassettes[1].interactions
+    ]
+
+
+def test_the_parse_cache_keeps_keys_per_ignore_list_and_survives_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traffic_dir: Path
+) -> None:
+    lib_dir, _ = _cached_library(tmp_path, monkeypatch, traffic_dir)
+    (cache_file,) = (tmp_path / "cache").iterdir()
+    ignoring = Library(lib_dir, ignore=("$.max_tokens",))
+    ignoring.load()  # keys for another ignore list: made and added to the cache
+    hit = ignoring.find(
+        "POST",
+        "/v1/messages",
+        {**BODY, "max_tokens": 99, "messages": [{"role": "user", "content": "b"}]},
+    )
+    assert hit is not None and ignoring.interaction(hit.ref)[:2] == ("a", 2)
+    plain = Library(lib_dir)
+    plain.load()
+    assert plain.find("POST", "/v1/messages", {**BODY, "max_tokens": 99}) is None
+    for damage in (cache_file.read_bytes()[:-10], b"not a cache", b""):
+        cache_file.write_bytes(damage)  # truncated or foreign: ignored, parsed again
+        again = Library(lib_dir)
+        again.load()
+        assert len(again) == 8 and not again.broken
+        assert again.find(
+            "POST", "/v1/messages", {**BODY, "messages": [{"role": "user", "content": "n3"}]}
+        )
 
 
 # --- the CLI ------------------------------------------------------------------------------------------

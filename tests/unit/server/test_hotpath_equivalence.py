@@ -19,8 +19,8 @@ import pytest
 
 from mockserver.accounting.usage import FIELDS, UsageMeter, cost, format_usd
 from mockserver.cassettes import cassette as cas
-from mockserver.cassettes.library import as_wire_text
 from mockserver.cassettes.matching import Hit, Index
+from mockserver.cassettes.parse_cache import as_wire_text
 from mockserver.config import default_cassettes_dir
 from mockserver.profile import Prices
 from mockserver.sources.replay import replay_reply, with_frames
@@ -154,20 +154,22 @@ def test_lazy_usage_totals_match_eager_sums() -> None:
 
 
 def test_parse_cache_holds_the_wire_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mockserver.cassettes import library
+    from mockserver.cassettes import library, parse_cache
 
     monkeypatch.setenv(library.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(library, "CACHE_MIN_BYTES", 0)
+    monkeypatch.setattr(parse_cache, "CACHE_MIN_BYTES", 0)
     lib_dir = tmp_path / "lib"
     lib_dir.mkdir()
     (lib_dir / "odd.yaml").write_text(cas.dump_yaml(_odd_cassette()), encoding="utf-8")
+    direct = cas.load(lib_dir / "odd.yaml")
     first = library.Library(lib_dir)
     first.load()
     second = library.Library(lib_dir)  # from the cache
     second.load()
-    assert [c.interactions for c in second.cassettes] == [c.interactions for c in first.cassettes]
-    doc = json.loads(next((tmp_path / "cache").glob("*.json")).read_text())
-    events = doc["files"]["odd"]["data"]["interactions"][5]["response"]["events"]
+    made = [list(c.interactions) for c in second.cassettes]  # each made from its text
+    assert made == [list(c.interactions) for c in first.cassettes] == [direct.interactions]
+    files = parse_cache._read(next((tmp_path / "cache").glob("*.cache")).read_bytes())
+    events = json.loads(files["odd"]["texts"][5])["response"]["events"]
     assert events[0]["data"] == '{"type":"ping"}'
 
 
