@@ -10,7 +10,17 @@ import sys
 from . import report
 from .suite import Bench, Plan, workdir
 
-STEPS = ("throughput", "validation", "workers", "startup", "matching", "instances", "paced")
+STEPS = (
+    "throughput",
+    "validation",
+    "workers",
+    "startup",
+    "matching",
+    "instances",
+    "paced",
+    "fixture",
+    "json",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@
 ``POST /stream`` writes the same 9 SSE frames as a replayed stream, one ``write`` per event.
 Both read the request body, as any real server must.  No access log, like the mock.
 
-Run as ``python -m bench.ceiling --port N``.
+Run as ``python -m bench.ceiling --port N [--loop asyncio|uvloop]``: on the same kind of loop
+as the mock it is compared with.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import asyncio
 import contextlib
 
 from aiohttp import web
+
+from mockserver.config import LOOPS
+from mockserver.server.loops import run
 
 from .fixtures import reply_sizes
 
@@ -57,9 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", choices=LOOPS, default=None)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port))
+        run(_serve(args.host, args.port), args.loop)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ from .fixtures import HEADERS
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: the servers' environment: this one, but bytecode is cached as on a user's machine (a
+#: sandbox's PYTHONDONTWRITEBYTECODE would make every start compile the package again)
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def cpus() -> list[int]:
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
@@ -184,7 +189,7 @@ def start(
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=errlog,
-        env={**os.environ, **(env or {})},
+        env={**_ENV, **(env or {})},
         preexec_fn=lambda: _child_setup(cpu),  # the bench parent runs no threads
     )
     server = Server(proc, url, t0, errlog)
@@ -218,18 +223,19 @@ def mockserver(
 
 
 @contextlib.contextmanager
-def ceiling(cpu: int | None) -> Iterator[Server]:
+def ceiling(cpu: int | None, loop: str | None = None) -> Iterator[Server]:
     port = free_port()
-    server = start(["-m", "bench.ceiling", "--port", str(port)], port=port, cpu=cpu)
+    argv = ["-m", "bench.ceiling", "--port", str(port)] + (["--loop", loop] if loop else [])
+    server = start(argv, port=port, cpu=cpu)
     try:
         yield server
     finally:
         server.stop()
 
 
-def first_reply(server: Server, body: Any) -> float:
+def first_reply(server: Server, body: Any, timeout: float = 120) -> float:
     """Seconds from the server's spawn until it answered ``body`` with a 200."""
-    status, data = http(server.url + "/v1/messages", body, HEADERS, timeout=120)
+    status, data = http(server.url + "/v1/messages", body, HEADERS, timeout=timeout)
     if status != 200:
         raise RuntimeError(f"first request failed: {status} {data[:300]!r}")
     return time.perf_counter() - server.started

@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mockserver.config import LOOPS
+
 from .suite import Results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -75,12 +77,15 @@ def _git_commit() -> str | None:
 # --- targets ----------------------------------------------------------------------------------
 
 
-def _row(results: Results, name: str, c: int, tool: str | None = None) -> dict[str, Any] | None:
+def _row(
+    results: Results, name: str, c: int, tool: str | None = None, loop: str | None = None
+) -> dict[str, Any] | None:
     for row in results.throughput:
         if (
             row["name"] == name
             and row["concurrency"] == c
             and (tool is None or row["tool"] == tool)
+            and (loop is None or row.get("loop") == loop)
         ):
             return row
     return None
@@ -93,28 +98,52 @@ def verdicts(results: Results) -> list[dict[str, Any]]:
     def add(target: str, value: Any, ok: bool | None, limit: str) -> None:
         out.append({"target": target, "limit": limit, "measured": value, "pass": ok})
 
-    for name, limit in (("replay-json", 0.7), ("replay-stream", 0.6), ("synth-json-fresh", 0.4)):
-        row = _row(results, name, 64)
-        r = row.get("ratio_rps") if row else None
-        add(f"{name} rps / ceiling at c=64", r, None if r is None else r >= limit, f">= {limit}")
-    for name in ("replay-json", "replay-stream"):
-        row = _row(results, name, 64)
-        r = row.get("ratio_p99") if row else None
-        add(f"{name} p99 / ceiling p99 at c=64", r, None if r is None else r <= 1.5, "<= 1.5")
-    paced = next((r for r in results.paced if r["clients"] == 5000), None)
-    late = paced["lateness_ms"]["p99"] if paced and paced.get("lateness_ms") else None
-    add(
-        "5,000 paced streams: p99 event lateness (ms)",
-        late,
-        None if late is None else late < 20,
-        "< 20",
-    )
-    big = [r for r in results.startup if r["interactions"] == 10_000]
-    if big:
-        warm = next((r for r in big if r["parse_cache"] == "warm"), big[-1])
-        s, mem = warm["first_replay_s"], warm["rss_mb"]
-        add("startup, 10,000 interactions, to first replay (s)", s, s < 1.0, "< 1")
-        add("resident memory, 10,000 interactions (MB)", mem, mem < 200, "< 200")
+    for loop in LOOPS:
+        for name, limit in (
+            ("replay-json", 0.7),
+            ("replay-stream", 0.6),
+            ("synth-json-fresh", 0.4),
+        ):
+            row = _row(results, name, 64, loop=loop)
+            if row is None:
+                continue
+            r = row.get("ratio_rps")
+            add(f"{name} rps / ceiling at c=64, {loop}", r, None if r is None else r >= limit,
+                f">= {limit}")  # fmt: skip
+        for name in ("replay-json", "replay-stream"):
+            row = _row(results, name, 64, loop=loop)
+            if row is None:
+                continue
+            r = row.get("ratio_p99")
+            add(f"{name} p99 / ceiling p99 at c=64, {loop}", r, None if r is None else r <= 1.5,
+                "<= 1.5")  # fmt: skip
+    for clients, workers in ((5000, 1), (10_000, 2)):
+        paced = next(
+            (r for r in results.paced
+             if r["clients"] == clients and r.get("workers", 1) == workers),
+            None,
+        )  # fmt: skip
+        if paced is None:
+            continue
+        late = paced["lateness_ms"]["p99"] if paced.get("lateness_ms") else None
+        add(
+            f"{clients:,} paced streams, --workers {workers}: p99 event lateness (ms)",
+            late,
+            None if late is None else late < 20,
+            "< 20",
+        )
+    for size, seconds, mb in ((10_000, 1.0, 200), (100_000, 2.0, 500)):
+        big = [r for r in results.startup if r["interactions"] == size]
+        if big:
+            warm = next((r for r in big if r["parse_cache"] == "warm"), big[-1])
+            t, mem = warm["first_replay_s"], warm["rss_mb"]
+            add(f"startup, {size:,} interactions, to first replay (s)", t, t < seconds,
+                f"< {seconds:g}")  # fmt: skip
+            add(f"resident memory, {size:,} interactions (MB)", mem, mem < mb, f"< {mb}")
+    for row in results.fixture:
+        if row["scope"] == "function":
+            ms = row["per_test_ms"]
+            add("pytest fixture cost per test, function scope (ms)", ms, ms < 5, "< 5")
     typical = [r["p50_us"] for r in results.instances if r["kind"] == "typical"]
     if typical:
         worst = max(typical)
@@ -166,6 +195,18 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line, sep, *body])
 
 
+def _section(title: str, headers: list[str], rows: list[list[Any]]) -> list[str]:
+    return [title, table(headers, rows), ""]
+
+
+def _json_row(r: dict[str, Any]) -> list[Any]:
+    if not r["installed"]:
+        return [r["library"], None, None, None, None, "not installed"]
+    differs = "; ".join(r.get("differs_from_stdlib") or [])
+    keys = ("decode_small_us", "decode_big_us", "encode_reply_us", "sorted_key_us")
+    return [r["library"], *(r.get(k) for k in keys), differs[:90]]
+
+
 def render(results: Results, facts: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     parts = [
         f"mockserver benchmarks, {facts['date']}: {facts['cpu_model']}, {facts['cores']} cores, "
@@ -176,7 +217,7 @@ def render(results: Results, facts: dict[str, Any], checks: list[dict[str, Any]]
     if results.throughput:
         rows = [
             [
-                r["name"], r["concurrency"], r["tool"], r["rps"], r.get("ceiling_rps"),
+                r["name"], r.get("loop", "-"), r["concurrency"], r["tool"], r["rps"], r.get("ceiling_rps"),
                 r.get("ratio_rps"), r.get("cpu_us_per_reply"), r.get("ceiling_cpu_us"),
                 r.get("ratio_cpu"), r["latency_ms"]["p50"], r["latency_ms"]["p99"],
                 r.get("ceiling_p99_ms"), r.get("ratio_p99"), (r.get("ttfe_ms") or {}).get("p50"),
@@ -190,6 +231,7 @@ def render(results: Results, facts: dict[str, Any], checks: list[dict[str, Any]]
             table(
                 [
                     "workload",
+                    "loop",
                     "conc",
                     "tool",
                     "per s",
@@ -273,12 +315,30 @@ def render(results: Results, facts: dict[str, Any], checks: list[dict[str, Any]]
             ),
             "",
         ]
+    if results.fixture:
+        parts += _section(
+            "pytest: the mockserver fixture's cost per test (200 one-request tests, against the "
+            "same tests on a server started once)",
+            ["scope", "tests", "suite s", "baseline s", "per test ms"],
+            [
+                [r["scope"], r["tests"], r["suite_s"], r["baseline_s"], r["per_test_ms"]]
+                for r in results.fixture
+            ],
+        )
+    if results.json_libs:
+        parts += _section(
+            "JSON libraries (us per call, in process): a request's decode (small, Claude-Code "
+            "sized), a reply's encode, a big request's sorted-keys encode (the match key)",
+            ["library", "decode", "decode big", "encode reply", "sorted keys", "differs"],
+            [_json_row(r) for r in results.json_libs],
+        )
     if results.paced:
         parts += [
             "Paced streams (--timing recorded, 9 events over ~2.8 s, first at 0.9 s), server on one core; lateness = arrival - (request sent + recorded offset)",
             table(
                 [
                     "clients",
+                    "workers",
                     "streams/s",
                     "late p50 ms",
                     "late p99 ms",
@@ -291,6 +351,7 @@ def render(results: Results, facts: dict[str, Any], checks: list[dict[str, Any]]
                 [
                     [
                         r["clients"],
+                        r.get("workers", 1),
                         r["rps"],
                         r["lateness_ms"]["p50"],
                         r["lateness_ms"]["p99"],

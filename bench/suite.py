@@ -36,7 +36,8 @@ class Plan:
     duration: float
     warmup: float
     sizes: tuple[int, ...] = (100, 1_000, 10_000)
-    paced_clients: tuple[int, ...] = (1_000, 5_000)
+    #: (concurrent paced streams, server processes)
+    paced: tuple[tuple[int, int], ...] = ((1_000, 1), (5_000, 1))
     paced_duration: float = 5.0
     use_wrk: bool = True
     only: frozenset[str] = frozenset()
@@ -45,7 +46,16 @@ class Plan:
     def make(cls, quick: bool, use_wrk: bool, only: frozenset[str]) -> Plan:
         if quick:
             return cls(True, 3.0, 1.0, paced_duration=3.0, use_wrk=use_wrk, only=only)
-        return cls(False, 10.0, 2.0, paced_duration=15.0, use_wrk=use_wrk, only=only)
+        return cls(
+            False,
+            10.0,
+            2.0,
+            sizes=(100, 1_000, 10_000, 100_000),
+            paced=((1_000, 1), (5_000, 1), (10_000, 2)),
+            paced_duration=15.0,
+            use_wrk=use_wrk,
+            only=only,
+        )
 
 
 @dataclass
@@ -56,6 +66,8 @@ class Results:
     instances: list[dict[str, Any]] = field(default_factory=list)
     paced: list[dict[str, Any]] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
+    fixture: list[dict[str, Any]] = field(default_factory=list)
+    json_libs: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -243,7 +255,8 @@ class Bench:
                 assert status == 404, status
                 first = None
             else:
-                first = round(procs.first_reply(srv, body), 3)
+                # a cold start of 100,000 interactions parses ~130 MB of YAML: minutes
+                first = round(procs.first_reply(srv, body, timeout=max(120, n / 100)), 3)
             row = {
                 "interactions": n,
                 "parse_cache": state,
@@ -318,16 +331,22 @@ class Bench:
 
     # -- paced streams --------------------------------------------------------------------------
     def run_paced(self) -> None:
-        for clients in self.plan.paced_clients:
-            log(f"paced streams (--timing recorded), {clients} concurrent clients")
+        """Paced streams: one process pinned to its core, or ``--workers N`` (not pinned:
+        the processes and the load generator share the machine's cores)."""
+        for clients, workers in self.plan.paced:
+            log(
+                f"paced streams (--timing recorded), {clients} concurrent clients, "
+                f"{workers} server process(es)"
+            )
             with procs.mockserver(
                 cassettes=self.paced_lib,
                 mode="replay",
-                cpu=self.server_cpu,
-                extra=["--timing", "recorded"],
+                cpu=self.server_cpu if workers == 1 else None,
+                extra=["--timing", "recorded", "--workers", str(workers)],
                 env=self.env,
             ) as srv:
-                procs.first_reply(srv, fixtures.request_body("paced", 0))
+                for _ in range(4 * workers):  # new connections: every process loads
+                    procs.first_reply(srv, fixtures.request_body("paced", 0))
                 span = PACED_AT_MS[-1] / 1000
                 cpu0, wall0 = srv.cpu_s(), time.perf_counter()
                 r = self.load(
@@ -343,10 +362,11 @@ class Bench:
                     extra={"at_ms": list(PACED_AT_MS), "random_start": True},
                 )
                 busy = (srv.cpu_s() - cpu0) / (time.perf_counter() - wall0)
-                # CPU seconds per second over the whole run (ramp-up included): near 1.0 means
-                # the server's core was saturated; well below, lateness came from elsewhere
+                # CPU seconds per second over the whole run (ramp-up included), all the
+                # server's processes: near their count, the server was saturated
                 row = {
                     "clients": clients,
+                    "workers": workers,
                     "server_rss_mb": srv.rss_mb(),
                     "server_busy": round(busy, 3),
                     **r,
@@ -354,9 +374,28 @@ class Bench:
                 self.results.paced.append(row)
                 late = r.get("lateness_ms", {})
                 log(
-                    f"  {clients}: {r['rps']} streams/s, lateness p50 {late.get('p50')} "
-                    f"p99 {late.get('p99')} ms, client cpu {r['client_cpu']}, errors {r['errors']}"
+                    f"  {clients} x{workers}: {r['rps']} streams/s, lateness p50 "
+                    f"{late.get('p50')} p99 {late.get('p99')} ms, client cpu "
+                    f"{r['client_cpu']}, errors {r['errors']}"
                 )
+
+    # -- the pytest fixture, JSON libraries ----------------------------------------------------
+    def run_fixture(self) -> None:
+        from . import fixture_cost
+
+        log(f"pytest: the mockserver fixture's cost over {fixture_cost.TESTS} one-request tests")
+        rows = fixture_cost.measure(self.work / "fixture", rounds=3 if self.plan.quick else 7)
+        for row in rows:
+            self.results.fixture.append(row)
+            log(f"  {row['scope']}: {row['per_test_ms']} ms per test")
+
+    def run_json(self) -> None:
+        from . import json_libs
+
+        log("JSON libraries: one request's JSON work (in process)")
+        for row in json_libs.measure(self.plan.quick):
+            self.results.json_libs.append(row)
+            log(f"  {row}")
 
     def run(self) -> Results:
         self.prepare()
@@ -368,6 +407,8 @@ class Bench:
             ("matching", self.run_matching),
             ("instances", self.run_instances),
             ("paced", self.run_paced),
+            ("fixture", self.run_fixture),
+            ("json", self.run_json),
         ]
         for name, step in steps:
             if name == "validation" and self.plan.quick and "validation" not in self.plan.only:

@@ -16,12 +16,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mockserver.config import LOOPS, ConfigError, resolve_loop
 from mockserver.wire import protocol as p
 
 from . import fixtures, procs
 
 if TYPE_CHECKING:
     from .suite import Bench
+
+
+def _can(loop: str) -> bool:
+    try:
+        resolve_loop(loop)
+    except ConfigError:
+        return False
+    return True
+
+
+#: the loop ``mockserver serve`` picks here (uvloop when installed); the other is measured too
+DEFAULT_LOOP = resolve_loop(None)
+OTHER_LOOPS = tuple(loop for loop in LOOPS if loop != DEFAULT_LOOP and _can(loop))
 
 FRESH_BODY = {
     "model": fixtures.MODEL,
@@ -39,6 +53,12 @@ class Workload:
     bodies: Path | None = None
     fresh: Any | None = None
     ttfe: tuple[int, ...] = ()
+    loop: str = DEFAULT_LOOP  # the mock's and its ceiling's event loop
+
+
+def _on(key: str, loop: str) -> str:
+    """The key of server ``key`` running on ``loop`` (the default loop's keeps its name)."""
+    return key if loop == DEFAULT_LOOP else f"{key}@{loop}"
 
 
 def timed(server: procs.Server, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -114,10 +134,15 @@ class Throughput:
         b = self.b
         cpu = b.server_cpu
         with contextlib.ExitStack() as stack:
-            out = {"ceiling": stack.enter_context(procs.ceiling(cpu))}
+            out: dict[str, procs.Server] = {}
             configs: list[tuple[str, str, Path | None, list[str]]] = []
-            if main:
-                configs += [("replay", "replay", b.lib, []), ("synth", "synth", None, [])]
+            for loop in (DEFAULT_LOOP, *OTHER_LOOPS):
+                out[_on("ceiling", loop)] = stack.enter_context(procs.ceiling(cpu, loop))
+                if main and (loop == DEFAULT_LOOP or not b.plan.quick):
+                    configs += [
+                        (_on("replay", loop), "replay", b.lib, ["--loop", loop]),
+                        (_on("synth", loop), "synth", None, ["--loop", loop]),
+                    ]
             if validation:
                 configs += [
                     ("replay/no-validate", "replay", b.lib, ["--no-validate"]),
@@ -146,6 +171,21 @@ class Throughput:
             ]
             if not quick:
                 out.append(Workload("synth-stream-fresh", "synth", True, (64,), fresh=fresh_stream))
+                for loop in OTHER_LOOPS:  # the same targets on the other loop, at c=64
+                    out += [
+                        Workload(
+                            "replay-json", _on("replay", loop), False, (64,), b.json_bodies,
+                            loop=loop,
+                        ),
+                        Workload(
+                            "replay-stream", _on("replay", loop), True, (64,), b.stream_bodies,
+                            loop=loop,
+                        ),
+                        Workload(
+                            "synth-json-fresh", _on("synth", loop), False, (64,),
+                            fresh=FRESH_BODY, loop=loop,
+                        ),
+                    ]  # fmt: skip
         if validation:
             out += [
                 Workload(
@@ -195,7 +235,7 @@ class Throughput:
                 m_runs.append(mock())
                 c_runs.append(ceil())
         base, row = merge(c_runs), merge(m_runs)
-        row = {"name": w.name, "stream": w.stream, **row}
+        row = {"name": w.name, "stream": w.stream, "loop": w.loop, **row}
         ratios(row, base)
         row["ceiling"] = base
         return row
@@ -204,14 +244,13 @@ class Throughput:
         b = self.b
         with self.servers(validation, main) as servers:
             for w in self.workloads(validation, main):
+                ceiling = servers[_on("ceiling", w.loop)]
                 for c in w.levels:
-                    self._record(self.compare(w, servers[w.server], servers["ceiling"], c, b.tool))
+                    self._record(self.compare(w, servers[w.server], ceiling, c, b.tool))
                 for c in w.ttfe:
                     if b.tool == "python" and c in w.levels:
                         continue  # the rows above came from the Python generator: ttfe is there
-                    self._record(
-                        self.compare(w, servers[w.server], servers["ceiling"], c, "python")
-                    )
+                    self._record(self.compare(w, servers[w.server], ceiling, c, "python"))
 
     def _record(self, row: dict[str, Any]) -> None:
         self.b.results.throughput.append(row)
@@ -222,7 +261,7 @@ class Throughput:
             )
         ttfe = f" ttfe p50 {row['ttfe_ms']['p50']} ms" if "ttfe_ms" in row else ""
         self.b.log(
-            f"  {row['name']:<28} c={row['concurrency']:<3} {row['tool']:<6} "
+            f"  {row['name']:<28} {row['loop']:<7} c={row['concurrency']:<3} {row['tool']:<6} "
             f"{row['rps']:>9.1f}/s (ceiling {row['ceiling_rps']:>9.1f}/s, x{row['ratio_rps']}) "
             f"p99 {row['latency_ms']['p99']} ms (x{row['ratio_p99']}){ttfe} "
             f"cpu/reply {row.get('cpu_us_per_reply')} us (ceiling {row.get('ceiling_cpu_us')}, "
