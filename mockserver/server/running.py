@@ -105,8 +105,8 @@ def startup_text(settings: Settings, url: str) -> str:
             "//[::]:", "//[::1]:", 1
         )
     lines = [
-        f"mockserver {settings.mode} mode, profile {settings.profile.name}, serving on {url}{many}"
-        f", {settings.loop} event loop",
+        f"mockserver {settings.mode} mode, profile {settings.profile.name}, {settings.loop} "
+        f"event loop, serving on {url}{many}",
         f"  export ANTHROPIC_BASE_URL={local}",
     ]
     if settings.state is not None and settings.state.startswith("sqlite://"):

@@ -101,6 +101,7 @@ def test_serve_prints_its_loop_and_answers_on_each(tmp_path: Path) -> None:
         srv = server_process.start(["--loop", loop], tmp_path / f"{loop}.log")
         try:
             assert f"{loop} event loop" in srv.banner
+            assert srv.banner.rstrip().endswith(srv.url)  # the URL copies cleanly
             with urllib.request.urlopen(srv.url + "/_mockserver/health", timeout=10) as r:
                 assert r.status == 200
         finally:
