@@ -18,8 +18,6 @@ from ..profile import Prices
 _PENDING_MAX = 1024
 #: distinct token counts whose cost is remembered
 _COSTS_MAX = 65_536
-#: usage mappings remembered by identity (a replayed reply's, served again and again)
-_COUNTED_MAX = 1024
 FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 _MILLION = Decimal(1_000_000)
 
@@ -122,21 +120,12 @@ class UsageMeter:
         self._pending: dict[tuple[str, str, tuple[int, ...]], int] = {}
         #: the cost (and its text) of each token counts seen (replies repeat their counts)
         self._costs: dict[tuple[int, ...], tuple[Decimal, str]] = {}
-        #: the token counts of each usage mapping seen, by identity (kept alive here)
-        self._counted: dict[int, tuple[Mapping[str, Any], tuple[int, ...]]] = {}
         #: the sums are a shared store's: pending replies wait for ``drain``, however many
         self.shared = False
 
     def record(self, usage: Mapping[str, Any], model: str | None, api_key: str) -> str:
         """Count one reply; returns its cost in USD as ``format_usd`` writes it."""
-        seen = self._counted.get(id(usage))
-        if seen is not None and seen[0] is usage:  # (a replay's usage: the same object again)
-            counts = seen[1]
-        else:
-            counts = _counts(usage, self.prices)
-            if len(self._counted) >= _COUNTED_MAX:
-                self._counted.clear()
-            self._counted[id(usage)] = (usage, counts)
+        counts = _counts(usage, self.prices)
         known = self._costs.get(counts)
         if known is None:
             if len(self._costs) >= _COSTS_MAX:

@@ -204,36 +204,16 @@ def _charge(state: State, ex: Exchange, reply: Reply) -> str:
     return ex.cost_usd
 
 
-#: the headers of a replayed reply, made once a second: ``id(reply) -> (reply, second, cost,
-#: headers)`` (a replay serves the same ``Reply`` object again and again)
-_REPLY_HEADERS: dict[int, tuple[Reply, int, str, dict[str, str]]] = {}
-_REPLY_HEADERS_MAX = 4096
-
-
 def reply_headers(state: State, reply: Reply, request_id: str, cost: str) -> dict[str, str]:
     """A ``/v1/messages`` reply's headers: request id, source, the rate-limit headers, its
-    cost, then the reply's own (a dict the caller may change)."""
-    replayed = "replayed" in reply.extras
-    if replayed:
-        known = _REPLY_HEADERS.get(id(reply))
-        second = int(time.time())
-        if known is not None and known[0] is reply and known[1] == second and known[2] == cost:
-            out = known[3].copy()
-            if p.H_REQUEST_ID not in reply.headers:  # a recorded request-id stays
-                out[p.H_REQUEST_ID] = request_id
-            return out
-    out = {
+    cost, then the reply's own (a recorded ``request-id`` stays)."""
+    return {
         p.H_REQUEST_ID: request_id,
         p.H_SOURCE: reply.source,
         **ratelimit_headers(state),
         p.H_COST: cost,
         **reply.headers,
     }
-    if replayed:
-        if len(_REPLY_HEADERS) >= _REPLY_HEADERS_MAX:
-            _REPLY_HEADERS.clear()
-        _REPLY_HEADERS[id(reply)] = (reply, second, cost, out.copy())
-    return out
 
 
 def _finish_exchange(ex: Exchange, reply: Reply, t0: float) -> None:
