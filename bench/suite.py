@@ -387,7 +387,7 @@ class Bench:
         rows = fixture_cost.measure(self.work / "fixture", rounds=3 if self.plan.quick else 7)
         for row in rows:
             self.results.fixture.append(row)
-            log(f"  {row['scope']}: {row['per_test_ms']} ms per test")
+            log(f"  {row['scope']}, {row['run']}: {row['per_test_ms']} ms per test")
 
     def run_json(self) -> None:
         from . import json_libs

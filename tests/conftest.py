@@ -21,6 +21,17 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's cassette caches (parse cache, checked files) go to a directory of this run,
+    never the user's ``~/.cache`` (a test that needs its own sets it again)."""
+    if "MOCKSERVER_CACHE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["MOCKSERVER_CACHE_DIR"] = tempfile.mkdtemp(prefix="mockserver-test-cache-")
+
+
 TRAFFIC = Path(os.environ.get("MOCKSERVER_TRAFFIC", ROOT.parent / "shared" / "traffic"))
 
 

@@ -55,6 +55,11 @@ def get_tokenizer() -> Any:
     return tok
 
 
+def tokenizer_loaded() -> bool:
+    """Whether ``get_tokenizer`` has loaded it already (it then costs nothing)."""
+    return _tokenizer is not None
+
+
 def _trim_heap() -> None:
     """Give the C heap's free pages back to the system (glibc only): parsing the 8 MB
     ``tokenizer.json`` leaves ~45 MB of freed memory resident otherwise."""

@@ -27,7 +27,8 @@ CACHE_ENV: Final = "MOCKSERVER_CACHE_DIR"
 CACHE_MIN_BYTES: Final = 1 << 20
 
 
-def _cache_dir() -> Path | None:
+def cache_dir() -> Path | None:
+    """``$MOCKSERVER_CACHE_DIR`` (``off``: None), default ``~/.cache/mockserver/cassettes``."""
     env = os.environ.get(CACHE_ENV)
     if env is not None:
         return None if env.strip().lower() in ("", "off", "0", "none") else Path(env)
@@ -46,9 +47,11 @@ class ParseCache:
     per interaction out of a JSON document."""
 
     def __init__(self, directory: Path, total_bytes: int) -> None:
-        base = _cache_dir() if total_bytes >= CACHE_MIN_BYTES else None
-        key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:32]
-        self.file = base / f"{key}.cache" if base is not None else None
+        base = cache_dir() if total_bytes >= CACHE_MIN_BYTES else None
+        self.file: Path | None = None
+        if base is not None:
+            key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:32]
+            self.file = base / f"{key}.cache"
         self.old: dict[str, Any] = {}
         self.new: dict[str, Any] = {}
         if self.file is not None:
@@ -56,6 +59,11 @@ class ParseCache:
                 self.old = _read(self.file.read_bytes())
             except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
                 self.old = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether this library keeps a cache file (big enough, and not turned off)."""
+        return self.file is not None
 
     def get(self, name: str, stamp: list[int]) -> dict[str, Any] | None:
         """The entry of file ``name`` if its stamp is still ``stamp``: ``data`` (the

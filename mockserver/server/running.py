@@ -27,14 +27,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..accounting.tokens import get_tokenizer
+from ..accounting.tokens import get_tokenizer, tokenizer_loaded
 from ..config import Settings, loopback_bind, wildcard_bind
 from ..shared.seam import mask_url
 from ..wire.errors import ConfigError
 from . import redaction
 from .app import create_app, front_handler
 from .collector import CycleCollector
-from .loops import loop_factory, run as run_on_loop
+from .loops import loop_factory, run as run_on_loop, shared_loop
 from .state import STATE, State
 
 log = logging.getLogger("mockserver.server")
@@ -46,9 +46,16 @@ BACKLOG = 2048
 _PARENT_POLL_S = 0.5
 
 
+_preload: threading.Thread | None = None
+
+
 def preload_tokenizer() -> None:
     """Load the tokenizer in a background thread (it releases the GIL while parsing), so that
-    the first request does not wait for it."""
+    the first request does not wait for it; nothing when it is loaded or loading already (a
+    server per test in the pytest plugin)."""
+    global _preload
+    if tokenizer_loaded() or (_preload is not None and _preload.is_alive()):
+        return
 
     def load() -> None:
         try:
@@ -56,7 +63,8 @@ def preload_tokenizer() -> None:
         except Exception as exc:  # the first request that needs it reports the problem
             log.debug("tokenizer preload failed: %s", exc)
 
-    threading.Thread(target=load, name="mockserver-tokenizer", daemon=True).start()
+    _preload = threading.Thread(target=load, name="mockserver-tokenizer", daemon=True)
+    _preload.start()
 
 
 async def start(settings: Settings) -> tuple[web.AppRunner, str, State]:
@@ -273,11 +281,14 @@ def _stop_workers(workers: list[BaseProcess], timeout: float = 10.0) -> None:
 
 
 class ServerThread:
-    """A server on its own event loop in a daemon thread."""
+    """A server on its own event loop in a daemon thread; with ``shared=True``, on this
+    process's shared loop of its kind instead (``loops.shared_loop``: no thread or loop made
+    and stopped per server, as the pytest fixture starts one per test)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, shared: bool = False) -> None:
         self.settings = settings
-        self.loop = loop_factory(settings.loop)()
+        self.shared = shared
+        self.loop = shared_loop(settings.loop) if shared else loop_factory(settings.loop)()
         self.base_url = ""
         self.state: State | None = None
         self._runner: web.AppRunner | None = None
@@ -302,6 +313,10 @@ class ServerThread:
         self.loop.close()
 
     def start(self) -> ServerThread:
+        if self.shared:
+            future = asyncio.run_coroutine_threadsafe(start(self.settings), self.loop)
+            self._runner, self.base_url, self.state = future.result(30)
+            return self
         self._thread.start()
         self._ready.wait(30)
         if self._error is not None:
@@ -309,6 +324,11 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
+        if self.shared:
+            runner, self._runner = self._runner, None
+            if runner is not None and not self.loop.is_closed():
+                asyncio.run_coroutine_threadsafe(runner.cleanup(), self.loop).result(30)
+            return
         if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(30)

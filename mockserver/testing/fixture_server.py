@@ -280,8 +280,8 @@ def _show(value: Any) -> str:
 
 
 def start_server(settings: Settings) -> ServerThread:
-    """A server for one test, on its own loop in a background thread."""
-    return ServerThread(settings).start()
+    """A server for one test, on the process's shared loop (its thread made once)."""
+    return ServerThread(settings, shared=True).start()
 
 
 class SessionHost:

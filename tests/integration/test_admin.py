@@ -318,6 +318,23 @@ def test_unknown_admin_route_and_method(h: Http) -> None:
     assert h.admin("GET", "journal") == {"exchanges": []}  # none of it was journaled
 
 
+@pytest.mark.parametrize("path", ["/ui", "/ui/app.js", "/ui/api/exchanges", "/journal/1"])
+def test_inspector_paths_answer_reads_only(h: Http, path: str) -> None:
+    """The inspector's paths have no routes of their own (the admin API's one route finds
+    them): a write there is a 405 naming GET and HEAD, a HEAD is answered like a GET."""
+    status, headers, data = h("POST", f"{p.ADMIN_PREFIX}{path}")
+    assert status == 405 and data["type"] == "error", data
+    assert headers["allow"] == "GET, HEAD"
+    assert "POST not allowed here" in data["error"]["message"]
+    if path != "/journal/1":  # (the journal is empty here: a 404 either way)
+        status, headers, _ = h("HEAD", f"{p.ADMIN_PREFIX}{path}")
+        assert status == 200 and headers["content-type"].split(";")[0] in (
+            "text/html",
+            "text/javascript",
+            "application/json",
+        )
+
+
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[ServerThread]:
     t = ServerThread(Settings(port=0, mode="synth", admin_token="s3cret")).start()

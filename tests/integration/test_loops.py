@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,60 @@ def test_asking_for_uvloop_where_it_is_missing_says_what_to_do(
         Settings(port=0, loop="uvloop")
     with pytest.raises(ConfigError, match="asyncio, uvloop"):
         Settings(port=0, loop="trio")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_servers_on_the_shared_loop_are_apart(tmp_path: Path, loop: str) -> None:
+    """``ServerThread(shared=True)`` (the pytest fixture's, one per test) runs on the process's
+    one loop of its kind: no thread per server, each its own port and state, one stopped
+    while another serves, and the stopped one's port closed."""
+    import threading
+
+    from mockserver.server.loops import shared_loop
+    from mockserver.server.running import ServerThread
+
+    body = {
+        "model": "deepseek-v3-anthropic",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    threads_before = set(threading.enumerate())
+    servers = [
+        ServerThread(Settings(port=0, mode="synth", loop=loop), shared=True).start()
+        for _ in range(5)
+    ]
+    try:
+        assert all(s.loop is shared_loop(loop) for s in servers)
+        assert len({s.base_url for s in servers}) == 5
+        started = [t.name for t in set(threading.enumerate()) - threads_before]
+        # at most the loop's one thread and the tokenizer's loading (once, not per server)
+        assert len(started) <= 2 and set(started) <= {
+            f"mockserver-{loop}-loop",
+            "mockserver-tokenizer",
+        }
+        first, rest = servers[0], servers[1:]
+        _post(first.base_url, body)
+        first.stop()
+        first.stop()  # twice is harmless
+        with pytest.raises(urllib.error.URLError) as refused:
+            _post(first.base_url, body)
+        assert isinstance(refused.value.reason, ConnectionRefusedError)
+        for s in rest:
+            assert _post(s.base_url, body)["type"] == "message"
+            assert s.state is not None and len(s.state.journal) == 1
+        assert shared_loop(loop).is_running()
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def _post(base_url: str, body: dict[str, Any]) -> Any:
+    import json
+
+    req = urllib.request.Request(
+        base_url + "/v1/messages",
+        json.dumps(body).encode(),
+        {"content-type": "application/json", "x-api-key": "k", "anthropic-version": "2023-06-01"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())

@@ -22,7 +22,7 @@ from ..journal import Wanted
 from ..parse import parse_json, read_body
 from ..state import STATE, State
 from .access import AdminCall, admin_json, answer
-from .inspector import add_routes as add_inspector
+from .inspector import find as find_page
 from .scripted import rule_delete, rules_add, rules_clear, rules_list
 
 #: path below the prefix -> {method: handler}
@@ -150,6 +150,12 @@ async def reload(state: State, request: web.Request) -> Any:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
+    """Every ``/_mockserver/{name}`` but ``DELETE .../rules/{rule}``: the inspector's paths
+    (``inspector.PAGES``), then the API's ``ROUTES``."""
+    page = find_page(request, "/" + request.match_info.get("name", ""))
+    if page is not None:
+        call, data = page
+        return await answer(request, call, data=data)
     return await answer(request, _route_call)
 
 
@@ -184,7 +190,6 @@ def add_routes(app: web.Application) -> None:
     if not app[STATE].settings.admin:
         app.router.add_route("*", p.ADMIN_PREFIX + "{tail:(/.*)?}", _off)
         return
-    add_inspector(app)  # /_mockserver/ui and /_mockserver/journal/{id}[/interaction] first
 
     async def delete_rule(request: web.Request) -> web.StreamResponse:
         return await answer(request, rule_delete)

@@ -18,8 +18,10 @@ All formatting happens here, when the page asks: the journal itself only keeps r
 
 from __future__ import annotations
 
+import functools
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final
 
@@ -31,7 +33,7 @@ from ...wire.errors import ApiError
 from ...wire.sse import dumps
 from ..journal import Exchange, Wanted
 from ..state import State
-from .access import AdminCall, answer
+from .access import AdminCall
 
 UI: Final = p.ADMIN_PREFIX + "/ui"
 JOURNAL: Final = p.ADMIN_PREFIX + "/journal"
@@ -59,6 +61,10 @@ PREVIEW_CHARS: Final = 160
 CASSETTE_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
+#: the named parts of a page's path (``file``, ``id``)
+Parts = Mapping[str, str]
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -67,12 +73,12 @@ def asset_bytes(name: str) -> bytes:
     return (resources.files("mockserver") / "static" / name).read_bytes()
 
 
-async def page(state: State, request: web.Request) -> web.Response:
+async def page(state: State, request: web.Request, parts: Parts) -> web.Response:
     return _asset("index.html")
 
 
-async def asset(state: State, request: web.Request) -> web.Response:
-    name = request.match_info["file"]
+async def asset(state: State, request: web.Request, parts: Parts) -> web.Response:
+    name = parts["file"]
     if name not in ASSETS:
         raise ApiError.not_found(f"no such file: {name}")
     return _asset(name)
@@ -227,8 +233,8 @@ def exchange_cassette(ex: Exchange) -> str:
 # --- admin routes -------------------------------------------------------------------------------
 
 
-async def _find(state: State, request: web.Request) -> Exchange:
-    raw = request.match_info["id"]
+async def _find(state: State, parts: Parts) -> Exchange:
+    raw = parts["id"]
     wanted = int(raw)
     for ex in await state.ops.exchanges(Wanted(since_id=wanted - 1)):
         if ex.id == wanted:
@@ -237,7 +243,7 @@ async def _find(state: State, request: web.Request) -> Exchange:
     raise ApiError.not_found(f"no exchange {raw} in the journal (cleared, or not yet made)")
 
 
-async def exchanges(state: State, request: web.Request) -> Any:
+async def exchanges(state: State, request: web.Request, parts: Parts) -> Any:
     raw = request.query.get("since_id") or "0"
     if not raw.isdigit():
         raise ApiError.invalid(f"since_id: Input should be a valid integer, got {raw!r}")
@@ -246,12 +252,12 @@ async def exchanges(state: State, request: web.Request) -> Any:
     return {"exchanges": [summary(ex) for ex in found], "oldest_id": oldest, "count": count}
 
 
-async def exchange(state: State, request: web.Request) -> Any:
-    return (await _find(state, request)).to_json()
+async def exchange(state: State, request: web.Request, parts: Parts) -> Any:
+    return (await _find(state, parts)).to_json()
 
 
-async def interaction(state: State, request: web.Request) -> Any:
-    ex = await _find(state, request)
+async def interaction(state: State, request: web.Request, parts: Parts) -> Any:
+    ex = await _find(state, parts)
     text = exchange_cassette(ex)
     disposition = f'attachment; filename="exchange-{ex.id}.yaml"'
     return web.Response(
@@ -260,23 +266,37 @@ async def interaction(state: State, request: web.Request) -> Any:
     )
 
 
-def _admin(
-    fn: AdminCall, *, data: bool = True
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """``fn`` behind the admin locks (``access``); ``data`` False: a static file of the page."""
+#: the page's routes: the path after ``/_mockserver``, the call, whether it shows data (a
+#: static file of the page holds none: only the Host lock applies).  Looked up by the admin
+#: API's one route (``find``): an app registers no route of its own for them, which keeps
+#: making a server (one per test in the pytest plugin) cheap.
+PAGES: Final = (
+    (re.compile(r"/ui/?"), page, False),
+    (re.compile(r"/ui/api/exchanges"), exchanges, True),
+    (re.compile(r"/ui/(?P<file>[^/]+)"), asset, False),
+    (re.compile(r"/journal/(?P<id>[0-9]{1,18})"), exchange, True),
+    (re.compile(r"/journal/(?P<id>[0-9]{1,18})/interaction"), interaction, True),
+)
+READ_METHODS: Final = ("GET", "HEAD")
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        return await answer(request, fn, data=data)
 
-    return handle
+def find(request: web.Request, tail: str) -> tuple[AdminCall, bool] | None:
+    """The inspector's call for ``/_mockserver{tail}`` and whether it shows data, or None when
+    the path is not the inspector's."""
+    for pattern, call, data in PAGES:
+        match = pattern.fullmatch(tail)
+        if match is not None:
+            if request.method not in READ_METHODS:
+                return _not_allowed, data
+            return functools.partial(call, parts=match.groupdict()), data
+    return None
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the page and its routes (before the admin API's catch-all)."""
-    router = app.router
-    router.add_get(UI, _admin(page, data=False))
-    router.add_get(UI + "/", _admin(page, data=False))
-    router.add_get(UI + "/api/exchanges", _admin(exchanges))
-    router.add_get(UI + "/{file}", _admin(asset, data=False))
-    router.add_get(JOURNAL + "/{id:[0-9]{1,18}}", _admin(exchange))
-    router.add_get(JOURNAL + "/{id:[0-9]{1,18}}/interaction", _admin(interaction))
+async def _not_allowed(state: State, request: web.Request) -> Any:
+    allowed = ", ".join(READ_METHODS)
+    raise ApiError(
+        405,
+        p.NOT_FOUND,
+        f"{request.method} not allowed here; use {allowed}",
+        headers={"allow": allowed},
+    )
