@@ -178,6 +178,28 @@ def overhead(body: Mapping[str, Any], overheads: Overheads) -> int:
     )
 
 
+# --- texts counted by their pieces ---------------------------------------------------------
+
+
+class SplitText(str):
+    """A text made of ``pieces`` joined, each cut where the tokenizer splits the whole text
+    anyway (its pre-tokenizer's boundaries: tokens never cross them), so the whole has exactly
+    as many tokens as its pieces together.  ``TokenCounter`` counts it piece by piece, and
+    the encoding cache knows the pieces: a synthesized reply, a lead and a few dozen words of
+    a small vocabulary each preceded by a space, costs the tokenizer only its lead.
+
+    Whoever makes one answers for the cuts (``compose.compose_text``: a property test holds it
+    to the tokenizer).  Anything made from it (a slice, a stop sequence's cut) is a plain
+    ``str`` again, counted whole."""
+
+    pieces: tuple[str, ...]
+
+    def __new__(cls, pieces: Sequence[str]) -> SplitText:
+        text = super().__new__(cls, "".join(pieces))
+        text.pieces = tuple(pieces)
+        return text
+
+
 # --- encoding cache ---------------------------------------------------------------------
 
 
@@ -248,8 +270,14 @@ class TokenCounter:
         return len(self.ids(s))
 
     def texts(self, items: Iterable[str]) -> int:
-        """Total tokens of several strings, each encoded on its own."""
-        segs = [s for s in items if s]
+        """Total tokens of several strings, each encoded on its own (a ``SplitText`` by its
+        pieces)."""
+        segs: list[str] = []
+        for s in items:
+            if isinstance(s, SplitText):
+                segs.extend(piece for piece in s.pieces if piece)
+            elif s:
+                segs.append(s)
         return sum(len(ids) for ids in self._cache.encode(segs)) if segs else 0
 
     # -- requests ------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..accounting.tokens import SplitText
 from ..wire import protocol as p
 from ..wire.errors import ApiError
 from . import tool_search
@@ -59,7 +60,13 @@ def request_digest(body: Json, seed: int) -> bytes:
 
 
 def make_id(prefix: str, rng: random.Random, length: int = 24) -> str:
-    return prefix + "01" + "".join(rng.choice(_B62) for _ in range(length - 2))
+    """``prefix`` + ``01`` + base-62 characters from ``rng`` (one draw of random bits)."""
+    n = rng.getrandbits(6 * (length - 2))
+    chars = []
+    for _ in range(length - 2):
+        n, digit = divmod(n, 62)
+        chars.append(_B62[digit])
+    return prefix + "01" + "".join(chars)
 
 
 def last_user_text(messages: list[Any]) -> tuple[str, bool]:
@@ -117,19 +124,28 @@ def tools_to_call(
     return mentioned if parallel else mentioned[:1]
 
 
-def _sentence(rng: random.Random, n: int) -> str:
-    words = [rng.choice(WORDS) for _ in range(n)]
-    return " ".join(words).capitalize() + "."
+def _sentence(rng: random.Random, n: int) -> list[str]:
+    """A sentence of ``n`` words as it follows a space: ``[" Word", " word", ..., "."]``."""
+    words = rng.choices(WORDS, k=n)
+    return [" " + words[0].capitalize(), *[" " + w for w in words[1:]], "."]
 
 
 def compose_text(rng: random.Random, prompt: str, only_results: bool) -> str:
+    """A lead (echoing the prompt's first words) and one to three sentences of ``WORDS``.
+
+    A ``SplitText`` cut before each word and each full stop: the tokenizer splits there in any
+    case (a word of ASCII letters after a space is one pre-token, a full stop after letters
+    another, and the lead, whatever the prompt, never ends in whitespace), so its tokens are
+    counted from the cached encodings of the words and only the lead is tokenized."""
     if only_results:
         lead = "Thanks, I have the tool results."
     else:
         snippet = " ".join(prompt.split()[:8])
         lead = f"Mock reply to: {snippet}" if snippet else "Mock reply."
-    body = " ".join(_sentence(rng, rng.randint(6, 14)) for _ in range(rng.randint(1, 3)))
-    return f"{lead} {body}"
+    pieces = [lead]
+    for _ in range(rng.randint(1, 3)):
+        pieces += _sentence(rng, rng.randint(6, 14))
+    return SplitText(pieces)
 
 
 def cut_words(text: str, budget: int) -> str:
