@@ -6,8 +6,9 @@ for a one-interaction file, libyaml or not: the objects are made in Python) and 
 check (~0.6 ms) are most of what making that server costs.  A suite run again (locally, or in
 CI with the cache directory kept) reads each unchanged cassette back from here instead: one
 small JSON file.  The key is the hash of the bytes (with this module's format, the package
-version and the cassette schema), so an edited, re-recorded or checked-out-again file is a new
-key, never a stale hit; a file that fails its check is never stored, so it fails again.
+version and the cassette schema), so an edited or re-recorded file is a new key, never a stale
+hit, while the same bytes in another checkout (a CI machine keeping the directory) are the same
+key; a file that fails its check is never stored, so it fails again.
 
 Where: ``$MOCKSERVER_CACHE_DIR`` (default ``~/.cache/mockserver/cassettes``; ``off`` disables
 this cache too) under ``files/``.  Data JSON cannot hold exactly (a YAML timestamp, a

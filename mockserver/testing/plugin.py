@@ -2,8 +2,8 @@
 for apps that talk to the Anthropic Messages API.
 
 - fixture ``mockserver``: a mock server on 127.0.0.1 (port 0; every test's server runs on
-  one event loop in a background thread, made once per process) with ``.base_url``, ``.journal``, ``.faults``, ``.reset_cache()``,
-  ``.cassette``, ``.state``.  While the test runs, ``ANTHROPIC_BASE_URL`` points at it (and
+  one event loop in a background thread, made once per process) with ``.base_url``,
+  ``.journal``, ``.faults``, ``.reset_cache()``, ``.cassette``, ``.state``.  While the test runs, ``ANTHROPIC_BASE_URL`` points at it (and
   ``ANTHROPIC_API_KEY`` holds a dummy key when no key is set), so unmodified app code
   reaches it; both are restored afterwards.
 - marker ``@pytest.mark.mockserver(cassette=, mode=, fault=, profile=, rules=,

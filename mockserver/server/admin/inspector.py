@@ -35,8 +35,9 @@ from ..journal import Exchange, Wanted
 from ..state import State
 from .access import AdminCall
 
-UI: Final = p.ADMIN_PREFIX + "/ui"
-JOURNAL: Final = p.ADMIN_PREFIX + "/journal"
+#: the page's paths, after ``p.ADMIN_PREFIX``
+UI: Final = "/ui"
+JOURNAL: Final = "/journal"
 #: the files the page is made of: name -> content type
 ASSETS: Final = {
     "index.html": "text/html; charset=utf-8",
@@ -271,11 +272,11 @@ async def interaction(state: State, request: web.Request, parts: Parts) -> Any:
 #: API's one route (``find``): an app registers no route of its own for them, which keeps
 #: making a server (one per test in the pytest plugin) cheap.
 PAGES: Final = (
-    (re.compile(r"/ui/?"), page, False),
-    (re.compile(r"/ui/api/exchanges"), exchanges, True),
-    (re.compile(r"/ui/(?P<file>[^/]+)"), asset, False),
-    (re.compile(r"/journal/(?P<id>[0-9]{1,18})"), exchange, True),
-    (re.compile(r"/journal/(?P<id>[0-9]{1,18})/interaction"), interaction, True),
+    (re.compile(UI + "/?"), page, False),
+    (re.compile(UI + "/api/exchanges"), exchanges, True),
+    (re.compile(UI + "/(?P<file>[^/]+)"), asset, False),
+    (re.compile(JOURNAL + "/(?P<id>[0-9]{1,18})"), exchange, True),
+    (re.compile(JOURNAL + "/(?P<id>[0-9]{1,18})/interaction"), interaction, True),
 )
 READ_METHODS: Final = ("GET", "HEAD")
 
