@@ -1,7 +1,8 @@
 """The ceilings: a bare aiohttp app answering every request with fixed bytes.
 
 ``POST /json`` (or any path) returns the same ~400-byte JSON body as a replayed reply;
-``POST /stream`` writes the same 9 SSE frames as a replayed stream, one ``write`` per event.
+``POST /stream`` writes the same 9 SSE frames as a replayed stream, in one ``write`` as the
+mock does when no timing is asked (every event is due at once).
 Both read the request body, as any real server must.  No access log, like the mock.
 
 Run as ``python -m bench.ceiling --port N [--loop asyncio|uvloop]``: on the same kind of loop
@@ -22,6 +23,7 @@ from mockserver.server.loops import run
 from .fixtures import reply_sizes
 
 BODY, FRAMES = reply_sizes()
+STREAM = b"".join(FRAMES)
 JSON_HEADERS = {"content-type": "application/json"}
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 
@@ -35,8 +37,7 @@ async def fixed_stream(request: web.Request) -> web.StreamResponse:
     await request.read()
     resp = web.StreamResponse(headers=SSE_HEADERS)
     await resp.prepare(request)
-    for frame in FRAMES:
-        await resp.write(frame)
+    await resp.write(STREAM)
     await resp.write_eof()
     return resp
 
