@@ -1,8 +1,8 @@
 """The ceilings: a bare aiohttp app answering every request with fixed bytes.
 
 ``POST /json`` (or any path) returns the same ~400-byte JSON body as a replayed reply;
-``POST /stream`` writes the same 9 SSE frames as a replayed stream, in one ``write`` as the
-mock does when no timing is asked (every event is due at once).
+``POST /stream`` writes the same 9 SSE frames as a replayed stream, in the write that ends the
+reply (with the headers: one system call), as the mock does when no timing is asked.
 Both read the request body, as any real server must.  No access log, like the mock.
 
 Run as ``python -m bench.ceiling --port N [--loop asyncio|uvloop]``: on the same kind of loop
@@ -37,8 +37,7 @@ async def fixed_stream(request: web.Request) -> web.StreamResponse:
     await request.read()
     resp = web.StreamResponse(headers=SSE_HEADERS)
     await resp.prepare(request)
-    await resp.write(STREAM)
-    await resp.write_eof()
+    await resp.write_eof(STREAM)
     return resp
 
 

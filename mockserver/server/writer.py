@@ -118,11 +118,9 @@ async def write_reply(
     if no_fault and not timed:  # the common case, no delays: every event is due now, so
         # (as with recorded timing, below) the events due together go out in one write
         await _write_timed(resp, reply.events or (), (), speed, reply.tail, start, sent)
-        await resp.write_eof()
         return resp
     if no_fault and at is not None:  # recorded timing (``timed``), no delivery fault
         await _write_timed(resp, reply.events or (), at, speed, reply.tail, start, sent)
-        await resp.write_eof()
         return resp
     rng = random.Random(reply.rechunk_seed) if reply.rechunk_seed is not None else None
     for idx, event in enumerate(reply.events or ()):
@@ -163,7 +161,8 @@ async def _write_timed(
     start: float | None = None,
     sent: list[float] | None = None,
 ) -> None:
-    """Write each event when it is due (``at`` ms after the start, divided by ``speed``).
+    """Write each event when it is due (``at`` ms after the start, divided by ``speed``), and
+    end the reply.
 
     Events that are due already when the one before is written (recorded a few ms apart,
     or the server is behind under load) go out in that same write: the same bytes at the
@@ -185,10 +184,11 @@ async def _write_timed(
         pending.append(event.wire())
     if tail:
         pending.append(tail)
-    if pending:
-        await resp.write(b"".join(pending))
-        if sent is not None:
-            sent.extend([_ms_since(start)] * (len(events) - len(sent)))
+    # the last write ends the reply too (with the headers, when nothing went before: a stream
+    # whose events are all due at once leaves in one system call, as a JSON reply does)
+    await resp.write_eof(b"".join(pending))
+    if sent is not None:
+        sent.extend([_ms_since(start)] * (len(events) - len(sent)))
 
 
 def _ms_since(start: float) -> float:

@@ -18,6 +18,11 @@ class _Recorder:
     async def write(self, data: bytes) -> None:
         self.writes.append((time.monotonic() - self.t0, data))
 
+    async def write_eof(self, data: bytes = b"") -> None:
+        if data:
+            await self.write(data)
+        self.ended = True
+
 
 def test_due_events_share_a_write_and_none_goes_early() -> None:
     events = tuple(sse.Event(f"e{i}", f'{{"i":{i}}}') for i in range(5))
