@@ -285,6 +285,9 @@ class ServerThread:
     process's shared loop of its kind instead (``loops.shared_loop``: no thread or loop made
     and stopped per server, as the pytest fixture starts one per test)."""
 
+    #: how long ``stop`` waits for replies still in flight to finish (they go on after it)
+    stop_wait_s = 30.0
+
     def __init__(self, settings: Settings, *, shared: bool = False) -> None:
         self.settings = settings
         self.shared = shared
@@ -327,11 +330,19 @@ class ServerThread:
         if self.shared:
             runner, self._runner = self._runner, None
             if runner is not None and not self.loop.is_closed():
-                asyncio.run_coroutine_threadsafe(runner.cleanup(), self.loop).result(30)
+                done = asyncio.run_coroutine_threadsafe(runner.cleanup(), self.loop)
+                try:  # (as a thread of its own is waited for, then left to finish)
+                    done.result(self.stop_wait_s)
+                except TimeoutError:
+                    log.warning(
+                        "server %s still finishing its replies after %g s",
+                        self.base_url,
+                        self.stop_wait_s,
+                    )
             return
         if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(30)
+            self._thread.join(self.stop_wait_s)
 
 
 @contextlib.contextmanager

@@ -175,3 +175,38 @@ def _post(base_url: str, body: dict[str, Any]) -> Any:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def test_stopping_a_shared_server_with_a_reply_in_flight_does_not_raise(caplog: Any) -> None:
+    """``stop`` waits ``stop_wait_s`` for replies still in flight (here a stalled stream), then
+    returns without an error, as a server on its own thread did; the reply still finishes."""
+    import json
+    import threading
+
+    from mockserver.server.running import ServerThread
+
+    server = ServerThread(Settings(port=0, mode="synth"), shared=True).start()
+    server.stop_wait_s = 0.3
+    body = {"model": "deepseek-v3-anthropic", "max_tokens": 16, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    got: list[bytes] = []
+
+    def client() -> None:
+        req = urllib.request.Request(
+            server.base_url + "/v1/messages",
+            json.dumps(body).encode(),
+            {"content-type": "application/json", "x-api-key": "k",
+             "anthropic-version": "2023-06-01", "x-mockserver-fault": "stall;ms=1500;at=2"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            got.append(resp.read())
+
+    t = threading.Thread(target=client)
+    t.start()
+    time.sleep(0.3)  # the reply is under way, stalled before its third event
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1.2
+    assert "still finishing its replies" in caplog.text
+    t.join(10)
+    assert got and b"event: message_stop" in got[0]
