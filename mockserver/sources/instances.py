@@ -39,6 +39,8 @@ from .scalars import Unsatisfiable, number, string, words
 
 #: nesting past this is a schema that recurses without end
 HARD_DEPTH = 24
+#: keywords that make a scope for $ref (the resolver carries it once entered)
+SCOPE_KEYS = frozenset({"$id", "$defs", "definitions", "$schema", "$anchor", "$dynamicAnchor"})
 #: draws tried before a schema is called unsatisfiable
 ATTEMPTS = 6
 _ABS_PATH = re.compile(r"(?<![\w/.~:<])/[^\s\"'`<>()\[\]{},;]+")
@@ -208,7 +210,10 @@ class _Gen(Containers):
     def branch(
         self, schema: dict[str, Any], key: str, path: str, depth: int, res: Resolver[Any]
     ) -> Any:
-        rest = {k: v for k, v in schema.items() if k != key}
+        # (the schema's own $id and $defs stay out of each branch: ``res`` is their scope
+        # already, and merged into a branch with its own they would resolve its $ref in
+        # theirs, e.g. back to this very anyOf)
+        rest = {k: v for k, v in schema.items() if k != key and k not in SCOPE_KEYS}
         branches = list(enumerate(schema[key]))
         self.rng.shuffle(branches)
         first: Unsatisfiable | None = None
@@ -218,7 +223,7 @@ class _Gen(Containers):
             where = f"{path}.{key}[{i}]"
             try:
                 candidate = self.value(
-                    merge(rest, sub if isinstance(sub, dict) else {}, where), where, depth, res
+                    merge(rest, sub if isinstance(sub, dict) else {}, where), where, depth + 1, res
                 )
             except Unsatisfiable as exc:
                 first = first or exc
@@ -230,7 +235,11 @@ class _Gen(Containers):
 
     def conditional(self, schema: dict[str, Any], path: str, depth: int, res: Resolver[Any]) -> Any:
         cond = schema["if"]
-        rest = {k: v for k, v in schema.items() if k not in ("if", "then", "else")}
+        rest = {
+            k: v
+            for k, v in schema.items()
+            if k not in ("if", "then", "else") and k not in SCOPE_KEYS
+        }
         ways = [("then", True), ("else", False)]
         self.rng.shuffle(ways)
         for key, holds in ways:
@@ -244,7 +253,7 @@ class _Gen(Containers):
             for part in parts[1:]:
                 merged = merge(merged, part, path)
             try:
-                candidate = self.value(merged, f"{path}.{key}", depth, res)
+                candidate = self.value(merged, f"{path}.{key}", depth + 1, res)
             except Unsatisfiable:
                 continue
             if self.valid(cond, candidate) == holds:

@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 from http_cases import schemas as broken_schemas
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from mockserver.accounting.tokens import TokenCounter
 from mockserver.sources.compose import compose_message
@@ -128,8 +128,26 @@ def containers(inner: st.SearchStrategy[Json]) -> st.SearchStrategy[Json]:
 satisfiable = st.recursive(leaves(), containers, max_leaves=12)
 
 
+#: found by a random run: an anyOf under one $id whose branches have their own $id, $defs and
+#: a $ref of the same name (merged with the parent's $defs, a branch's $ref led back to it)
+_NESTED_IDS: Json = {
+    "$id": "urn:mockserver:test:outer",
+    "$defs": {
+        "t": {
+            "anyOf": [
+                {"$id": f"urn:mockserver:test:{n}", "$defs": {"t": {"type": "boolean"}},
+                 "$ref": "#/$defs/t"}
+                for n in ("a", "b")
+            ]
+        }
+    },
+    "$ref": "#/$defs/t",
+}  # fmt: skip
+
+
 @settings(max_examples=300)
 @given(schema=satisfiable, seed=st.integers(0, 2**32))
+@example(schema=_NESTED_IDS, seed=0)
 def test_satisfiable_schemas_get_valid_values(schema: Json, seed: int) -> None:
     value = instance(schema, random.Random(seed), "see /tmp/f.txt")
     assert valid(schema, value), (json.dumps(schema), value)
