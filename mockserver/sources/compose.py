@@ -275,7 +275,13 @@ def compose_message(
             }
         )
     default = p.STOP_TOOL_USE if calls else p.STOP_END_TURN
-    return message_of(msg_id, model, *limit(content, default, body, max_tokens, count_output, cut))
+    content, stop_reason, stop_sequence, output_tokens = limit(
+        content, default, body, max_tokens, count_output, cut
+    )
+    for block in content:  # counted: plain text from here on (a SplitText is only for that)
+        if isinstance(block.get("text"), SplitText):
+            block["text"] = str(block["text"])
+    return message_of(msg_id, model, content, stop_reason, stop_sequence, output_tokens)
 
 
 def limit(

@@ -67,3 +67,17 @@ def test_ids_are_deterministic_base62() -> None:
     assert a == b and a.startswith("msg_01") and len(a) == len("msg_") + 24
     assert a[6:].isalnum() and make_id("msg_", random.Random(8)) != a
     assert len({make_id("", random.Random(i)) for i in range(2000)}) == 2000
+
+
+def test_the_message_holds_plain_text() -> None:
+    """Counting is what a ``SplitText`` is for: the message holds a plain ``str`` (anything
+    that writes it, YAML included, sees an ordinary string)."""
+    import yaml
+
+    body = {"model": "m", "max_tokens": 512, "messages": [{"role": "user", "content": "hi"}]}
+    msg = compose_message(
+        body, model="m", max_tokens=512, seed=3, count_output=COUNTER.output, cut=COUNTER.cut
+    )
+    (block,) = msg["content"]
+    assert type(block["text"]) is str
+    assert yaml.safe_dump(msg)
