@@ -50,25 +50,27 @@ def _folder() -> Path | None:
     return None if base is None else base / "files"
 
 
-def _path(folder: Path, raw: bytes) -> Path:
-    return folder / (hashlib.sha256(_salt() + raw).hexdigest() + _SUFFIX)
-
-
-def load(raw: bytes) -> Any | None:
-    """The checked data of a file holding ``raw``, or None when not cached."""
+def entry(raw: bytes) -> Path | None:
+    """Where the checked data of a file holding ``raw`` is kept (None: the cache is off)."""
     folder = _folder()
     if folder is None:
         return None
+    return folder / (hashlib.sha256(_salt() + raw).hexdigest() + _SUFFIX)
+
+
+def load(path: Path | None) -> Any | None:
+    """The checked data kept at ``path`` (see ``entry``), or None when not cached."""
+    if path is None:
+        return None
     try:
-        return json.loads(_path(folder, raw).read_bytes())
+        return json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
 
 
-def store(raw: bytes, data: Any) -> None:
-    """Keep ``data`` (parsed from ``raw`` and checked) for the next load of the same bytes."""
-    folder = _folder()
-    if folder is None:
+def store(path: Path | None, data: Any) -> None:
+    """Keep ``data`` (parsed from the bytes ``path`` was made for, and checked) at ``path``."""
+    if path is None:
         return
     try:
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -76,7 +78,7 @@ def store(raw: bytes, data: Any) -> None:
             return
     except (TypeError, ValueError):  # a YAML timestamp or set: not JSON
         return
-    path = _path(folder, raw)
+    folder = path.parent
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         folder.mkdir(parents=True, exist_ok=True)

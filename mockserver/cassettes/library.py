@@ -57,17 +57,16 @@ def _parse_checked(path: Path, *, remember: bool = False) -> Any:
         text = path.read_bytes()
     except OSError as exc:
         raise CassetteError(f"{path}: cannot read: {exc}") from None
-    if remember:
-        known = file_cache.load(text)
-        if known is not None:
-            return known
+    kept = file_cache.entry(text) if remember else None
+    known = file_cache.load(kept)
+    if known is not None:
+        return known
     data = cas.parse(text, str(path))
     errors = cas.schema_errors(data)
     if errors:
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise CassetteError(f"{path}: not a valid cassette: {'; '.join(errors[:3])}{more}")
-    if remember:
-        file_cache.store(text, data)
+    file_cache.store(kept, data)
     return data
 
 

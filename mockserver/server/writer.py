@@ -115,12 +115,9 @@ async def write_reply(
         and not reply.stall_ms
         and not reply.stall_all_ms
     )
-    if no_fault and not timed:  # the common case, no delays: every event is due now, so
-        # (as with recorded timing, below) the events due together go out in one write
-        await _write_timed(resp, reply.events or (), (), speed, reply.tail, start, sent)
-        return resp
-    if no_fault and at is not None:  # recorded timing (``timed``), no delivery fault
-        await _write_timed(resp, reply.events or (), at, speed, reply.tail, start, sent)
+    if no_fault:  # the common case: events due together go out in one write (untimed: all)
+        at_ms = at if timed and at is not None else ()
+        await _write_timed(resp, reply.events or (), at_ms, speed, reply.tail, start, sent)
         return resp
     rng = random.Random(reply.rechunk_seed) if reply.rechunk_seed is not None else None
     for idx, event in enumerate(reply.events or ()):

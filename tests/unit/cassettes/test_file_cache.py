@@ -98,33 +98,33 @@ def test_data_json_cannot_hold_is_not_stored(cache: Path) -> None:
     import datetime
 
     raw = b"any bytes"
-    file_cache.store(raw, {"a": datetime.date(2026, 1, 1)})
-    file_cache.store(raw, {1: "a non-string key"})
-    assert file_cache.load(raw) is None
-    file_cache.store(raw, {"a": [1, 2.5, None, "x"]})
-    assert file_cache.load(raw) == {"a": [1, 2.5, None, "x"]}
-    assert file_cache.load(b"other bytes") is None
+    file_cache.store(file_cache.entry(raw), {"a": datetime.date(2026, 1, 1)})
+    file_cache.store(file_cache.entry(raw), {1: "a non-string key"})
+    assert file_cache.load(file_cache.entry(raw)) is None
+    file_cache.store(file_cache.entry(raw), {"a": [1, 2.5, None, "x"]})
+    assert file_cache.load(file_cache.entry(raw)) == {"a": [1, 2.5, None, "x"]}
+    assert file_cache.load(file_cache.entry(b"other bytes")) is None
 
 
 def test_off_disables_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(library.CACHE_ENV, "off")
-    file_cache.store(b"x", {"a": 1})
-    assert file_cache.load(b"x") is None
+    file_cache.store(file_cache.entry(b"x"), {"a": 1})
+    assert file_cache.load(file_cache.entry(b"x")) is None
 
 
 def test_the_folder_is_kept_under_its_bound(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(file_cache, "MAX_FILES", 10)
     monkeypatch.setattr(file_cache, "_COUNT_EVERY", 1)
     for i in range(25):
-        file_cache.store(f"bytes {i}".encode(), {"i": i})
+        file_cache.store(file_cache.entry(f"bytes {i}".encode()), {"i": i})
         assert len(list(cache.iterdir())) <= 10
-    assert file_cache.load(b"bytes 24") == {"i": 24}  # the newest stay
+    assert file_cache.load(file_cache.entry(b"bytes 24")) == {"i": 24}  # the newest stay
 
 
 def test_an_unreadable_entry_is_a_miss(cache: Path) -> None:
-    file_cache.store(b"x", {"a": 1})
+    file_cache.store(file_cache.entry(b"x"), {"a": 1})
     (entry,) = cache.iterdir()
     entry.write_text("{not json")
-    assert file_cache.load(b"x") is None
+    assert file_cache.load(file_cache.entry(b"x")) is None
     with pytest.raises(CassetteError):
         library._parse_checked(cache / "absent.yaml", remember=True)
